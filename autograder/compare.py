@@ -1,0 +1,91 @@
+"""Grader-side comparison of plain-data results, with tolerances chosen by dtype."""
+
+import math
+
+import numpy as np
+
+# (rtol, atol) by the precision the result is computed in.
+TOLERANCES = {
+    np.dtype(np.float16): (1e-3, 1e-3),
+    np.dtype(np.float32): (1e-5, 1e-6),
+    np.dtype(np.float64): (1e-7, 1e-9),
+}
+
+
+def tolerance_for(*arrays):
+    """The loosest tolerance among the floating dtypes involved (integers compare exactly)."""
+    rtol, atol = 0.0, 0.0
+    for a in arrays:
+        dt = np.asarray(a).dtype
+        if dt.kind == "c":
+            dt = np.dtype(np.float32) if dt == np.dtype(np.complex64) else np.dtype(np.float64)
+        r, t = TOLERANCES.get(dt, (0.0, 0.0) if dt.kind in "biu" else (1e-7, 1e-9))
+        rtol, atol = max(rtol, r), max(atol, t)
+    return rtol, atol
+
+
+def _is_number(x):
+    return isinstance(x, int | float | complex | np.number | bool) and not isinstance(x, str)
+
+
+def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
+    """Raise AssertionError, with a message safe to show students, unless ``got`` ~ ``want``.
+
+    ``want`` sets the structure: a tuple or list must match in length, a dict in keys, arrays in
+    shape. Messages name where the mismatch is and how large, never the expected values.
+    """
+    where = f"{what}{_path}"
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            raise AssertionError(f"{where}: expected a dict, got {type(got).__name__}")
+        if set(got) != set(want):
+            raise AssertionError(f"{where}: keys {sorted(got)} != expected {sorted(want)}")
+        for k in want:
+            assert_close(got[k], want[k], rtol, atol, what, f"{_path}[{k!r}]")
+        return
+    if isinstance(want, tuple | list) and not _is_number(got):
+        if not isinstance(got, tuple | list):
+            raise AssertionError(f"{where}: expected a {type(want).__name__}, got {type(got).__name__}")
+        if len(got) != len(want):
+            raise AssertionError(f"{where}: length {len(got)} != expected {len(want)}")
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, rtol, atol, what, f"{_path}[{i}]")
+        return
+    if isinstance(want, str) or want is None:
+        if got != want:
+            raise AssertionError(f"{where}: wrong value")
+        return
+    if isinstance(got, str | dict) or got is None:
+        raise AssertionError(f"{where}: expected a number or array, got {type(got).__name__}")
+    try:
+        g = np.asarray(got)
+        w = np.asarray(want)
+    except Exception as exc:  # noqa: BLE001
+        raise AssertionError(f"{where}: not an array ({exc})") from None
+    if g.dtype.kind not in "biufc":
+        raise AssertionError(f"{where}: expected numbers, got dtype {g.dtype}")
+    if g.shape != w.shape:
+        raise AssertionError(f"{where}: shape {g.shape} != expected {w.shape}")
+    r0, a0 = tolerance_for(g, w)
+    rtol = r0 if rtol is None else rtol
+    atol = a0 if atol is None else atol
+    g64 = g.astype(np.complex128 if g.dtype.kind == "c" or w.dtype.kind == "c" else np.float64)
+    w64 = w.astype(g64.dtype)
+    same_nan = np.isnan(g64) & np.isnan(w64)
+    finite_bad = ~np.isclose(g64, w64, rtol=rtol, atol=atol, equal_nan=True) & ~same_nan
+    if finite_bad.any():
+        err = np.abs(g64 - w64)
+        err = np.where(np.isnan(err), np.inf, err)
+        idx = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim else ()
+        worst = float(err[idx]) if err.ndim else float(err)
+        loc = f" at index {tuple(int(i) for i in idx)}" if idx else ""
+        n_bad = int(finite_bad.sum())
+        raise AssertionError(
+            f"{where}: {n_bad} of {max(g.size, 1)} values differ; largest error {worst:.3g}{loc} "
+            f"(rtol={rtol:g}, atol={atol:g})"
+        )
+
+
+def isclose_scalar(got, want, rtol=1e-7, atol=0.0):
+    """A scalar comparison that never trusts the student's objects (floats only)."""
+    return math.isclose(float(got), float(want), rel_tol=rtol, abs_tol=atol)

@@ -1,0 +1,73 @@
+"""Kernel side of a call: read plain-data arguments, run a driver or function, write the result.
+
+Injected as source into the student's kernel after ``wire.py`` (so ``dump``, ``load`` and
+``describe_exception`` are in scope), and used in-process by ``check()`` and for the reference.
+A *driver* is a trusted function from ``autograder/kernel/<chapter>.py`` called as
+``driver(ns, *args, **kwargs)`` with ``ns`` the namespace holding the functions under test; it
+builds what cannot cross as data (a gradient callable, a torch model) and returns plain data.
+"""
+
+import json  # noqa: F811 -- also imported by wire.py when both are injected together
+import os  # noqa: F811
+import time
+
+
+class Harness:
+    """Answers requests ``{target, args, kwargs}`` written under a request folder."""
+
+    def __init__(self, drivers, namespace):
+        self.drivers = {
+            k: v for k, v in vars(drivers).items() if callable(v) and not k.startswith("_")
+        } if drivers is not None else {}
+        self.namespace = namespace
+
+    def resolve(self, target):
+        if target.startswith("driver:"):
+            name = target[len("driver:") :]
+            fn = self.drivers.get(name)
+            if fn is None:
+                raise LookupError(f"no driver named {name}")
+            return lambda *a, **k: fn(self.namespace, *a, **k)
+        if target not in self.namespace:
+            raise NameError(f"name '{target}' is not defined in the notebook")
+        return self.namespace[target]
+
+    def call(self, folder):
+        """Run the request in ``folder/request``; write ``folder/result`` and ``folder/status.json``."""
+        start = time.perf_counter()
+        status = {"ok": False}
+        try:
+            request = load(os.path.join(folder, "request"), tensors=True)  # noqa: F821
+            fn = self.resolve(request["target"])
+            value = fn(*request["args"], **request["kwargs"])
+            dump(value, os.path.join(folder, "result"))  # noqa: F821
+            status = {"ok": True}
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 -- SystemExit from student code is an error too
+            status = {"ok": False, "error": describe_exception(exc)}  # noqa: F821
+        status["seconds"] = time.perf_counter() - start
+        tmp = os.path.join(folder, "status.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(status, f)
+        os.replace(tmp, os.path.join(folder, "status.json"))
+        return status["ok"]
+
+    def environment(self):
+        """What the grader records: versions and the GPU, as plain data."""
+        import platform
+        import sys
+
+        info = {"python": platform.python_version(), "cuda": False, "gpu": None}
+        np = sys.modules.get("numpy")
+        info["numpy"] = getattr(np, "__version__", None)
+        try:
+            import torch
+
+            info["torch"] = torch.__version__
+            if torch.cuda.is_available():
+                info["cuda"] = True
+                info["gpu"] = torch.cuda.get_device_name(0)
+        except Exception:  # noqa: BLE001 -- a kernel without torch still grades NumPy questions
+            info["torch"] = None
+        return info

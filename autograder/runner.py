@@ -1,0 +1,196 @@
+"""Run a chapter's cases against a student target and a reference target; score in the grader.
+
+A *target* answers ``call(target, args, kwargs, timeout)`` with plain data, ``defined(name)``,
+``missing_reason(name)`` and has a ``cuda`` flag. :class:`LocalTarget` runs in this process (for
+``check()`` and the reference); the sandboxed kernel target lives in ``autograder/sandbox``.
+"""
+
+import importlib
+import os
+import shutil
+import tempfile
+import traceback
+import types
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autograder import spec, wire
+from autograder.questions import get_chapter
+
+KERNEL_DIR = Path(__file__).parent / "kernel"
+
+
+def kernel_sources(chapter_id):
+    """The source injected into a kernel: (wire + harness, drivers of the chapter or "")."""
+    harness = (Path(wire.__file__).read_text(), (KERNEL_DIR / "harness.py").read_text())
+    drivers_path = KERNEL_DIR / f"{chapter_id}.py"
+    drivers = drivers_path.read_text() if drivers_path.exists() else ""
+    return "\n\n".join(harness), drivers
+
+
+def make_harness(chapter_id, namespace):
+    """Build a Harness exactly as the kernel does: exec the sources in fresh modules."""
+    harness_src, drivers_src = kernel_sources(chapter_id)
+    hmod = types.ModuleType("_descent_harness")
+    exec(compile(harness_src, "<descent-harness>", "exec"), hmod.__dict__)  # noqa: S102
+    dmod = types.ModuleType(f"_descent_drivers_{chapter_id}")
+    exec(compile(drivers_src, f"<descent-drivers-{chapter_id}>", "exec"), dmod.__dict__)  # noqa: S102
+    return hmod.Harness(dmod, namespace)
+
+
+class LocalTarget:
+    """Calls functions of ``namespace`` in this process, with arguments and results round-tripped
+    through the wire so both sides see the same plain-data types."""
+
+    def __init__(self, chapter_id, namespace, cuda=None):
+        self.namespace = namespace
+        self.harness = make_harness(chapter_id, namespace)
+        if cuda is None:
+            cuda = self.harness.environment()["cuda"]
+        self.cuda = cuda
+
+    def defined(self, name):
+        return name in self.namespace
+
+    def missing_reason(self, name):
+        return f"`{name}` is not defined: run the cell that defines it"
+
+    def call(self, target, args, kwargs, timeout):
+        folder = tempfile.mkdtemp(prefix="descent-call-")
+        try:
+            wire.dump({"target": target, "args": list(args), "kwargs": dict(kwargs)},
+                      os.path.join(folder, "request"))
+            self.harness.call(folder)
+            return read_status(folder, target)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_status(folder, target):
+    """Turn a finished request folder into a value or a StudentError (grader side)."""
+    import json
+
+    path = os.path.join(folder, "status.json")
+    if not os.path.isfile(path) or os.path.getsize(path) > 1_000_000:
+        raise spec.StudentError({"type": "RuntimeError", "mro": [], "message": "no result"}, target)
+    with open(path) as f:
+        status = json.load(f)
+    if not isinstance(status, dict) or status.get("ok") is not True:
+        info = status.get("error") if isinstance(status, dict) else None
+        if not isinstance(info, dict):
+            info = {"type": "RuntimeError", "mro": [], "message": "malformed status"}
+        info = {"type": str(info.get("type", "?"))[:200],
+                "mro": [str(m)[:200] for m in info.get("mro", [])][:20]
+                if isinstance(info.get("mro"), list) else [],
+                "message": str(info.get("message", ""))[:2000]}
+        raise spec.StudentError(info, target)
+    return wire.load(os.path.join(folder, "result"))
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    title: str
+    points: float
+    score: float
+    outcome: str
+    message: str
+    hint: str
+    gpu: bool = False
+    cases_run: int = 0
+
+
+@dataclass
+class Report:
+    chapter: str
+    seed: int
+    results: list = field(default_factory=list)
+    environment: dict = field(default_factory=dict)
+
+    @property
+    def outcomes(self):
+        return {r.id: r.outcome for r in self.results}
+
+    @property
+    def score(self):
+        return sum(r.score for r in self.results)
+
+    def possible(self, require_gpu=False):
+        return sum(r.points for r in self.results
+                   if require_gpu or r.outcome != spec.NOT_RUN_GPU)
+
+    def to_dict(self):
+        return {"chapter": self.chapter, "seed": self.seed, "environment": self.environment,
+                "results": [asdict(r) for r in self.results]}
+
+
+def _student_error_message(err):
+    t, m = err.info.get("type"), err.info.get("message", "")
+    if err.is_a(NotImplementedError):
+        return f"`{err.target}` raised NotImplementedError: not implemented yet"
+    return f"`{err.target.removeprefix('driver:')}` raised {t}: {m}".strip()
+
+
+def grade_question(question, student, reference, seed, hidden=True):
+    """Run one question's cases; all must pass for the points (first problem ends it)."""
+
+    def result(outcome, message="", n=0):
+        score = question.points if outcome == spec.PASSED else 0
+        return QuestionResult(question.id, question.title or question.id, question.points, score,
+                              outcome, message, question.hint, question.gpu, n)
+
+    if question.gpu and not student.cuda:
+        return result(spec.NOT_RUN_GPU, "not run: no GPU")
+    for name in question.functions:
+        if not student.defined(name):
+            return result(spec.ERROR, student.missing_reason(name))
+    trial = spec.Trial(student, reference, question.timeout)
+    n = 0
+    for index, case in enumerate(question.cases):
+        if not (hidden or case.public):
+            continue
+        n += 1
+        label = case.name if case.public else f"hidden case {case.name}"
+        try:
+            case.fn(trial, question.rng_for(seed, index))
+        except AssertionError as exc:
+            return result(spec.FAILED, f"{label}: {exc}", n)
+        except spec.StudentError as err:
+            return result(spec.ERROR, f"{label}: {_student_error_message(err)}", n)
+        except spec.StudentTimeout as exc:
+            return result(spec.TIMEOUT, f"{label}: {exc}", n)
+        except spec.KernelDied as exc:
+            return result(exc.outcome, f"{label}: {exc}", n)
+        except wire.WireError as exc:
+            return result(spec.FAILED, f"{label}: the result cannot be graded: {exc}", n)
+        except Exception as exc:  # noqa: BLE001 -- e.g. indexing a result of the wrong type
+            last = traceback.format_exception_only(exc)[-1].strip()
+            return result(spec.FAILED, f"{label}: the result could not be checked ({last})", n)
+    return result(spec.PASSED, "", n)
+
+
+def reference_target(chapter):
+    module = importlib.import_module(chapter.reference)
+    return LocalTarget(chapter.id, vars(module), cuda=None)
+
+
+def _chapter(chapter):
+    return get_chapter(chapter) if isinstance(chapter, str) else chapter
+
+
+def grade_target(chapter, student, *, seed=0, hidden=True, environment=None):
+    """Grade every question of a chapter (an id or a Chapter) against ``student``."""
+    chapter = _chapter(chapter)
+    reference = reference_target(chapter)
+    report = Report(chapter.id, seed, environment=environment or {})
+    for question in chapter.questions:
+        report.results.append(grade_question(question, student, reference, seed, hidden))
+    return report
+
+
+def grade_namespace(chapter, namespace, *, seed=0, hidden=True, cuda=None):
+    """Grade functions held in a dict, in this process (unsandboxed: for trusted code and tests)."""
+    chapter = _chapter(chapter)
+    student = LocalTarget(chapter.id, namespace, cuda=cuda)
+    return grade_target(chapter, student, seed=seed, hidden=hidden,
+                        environment=student.harness.environment())

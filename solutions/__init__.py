@@ -1,0 +1,1 @@
+"""Reference implementations of every Descent exercise, one module per chapter."""
