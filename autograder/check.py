@@ -45,7 +45,8 @@ class CheckReport:
             color = colors.get(r.outcome, "#cf222e")
             extra = "".join(
                 f"<div style='color:#57606a'>{html.escape(t)}</div>"
-                for t in (detail, f"hint: {hint}" if hint else "") if t
+                for t in (detail, f"hint: {hint}" if hint else "")
+                if t
             )
             rows.append(
                 f"<tr><td><code>{html.escape(r.id)}</code></td><td>{r.points:g}</td>"
@@ -57,7 +58,8 @@ class CheckReport:
             f"<p><b>Public checks, chapter '{html.escape(self.report.chapter)}'</b> "
             f"(hidden cases run at grading): {passed:g} / {self.report.possible():g} points</p>"
             "<table><tr><th>question</th><th>points</th><th>outcome</th><th>details</th></tr>"
-            + "".join(rows) + "</table>"
+            + "".join(rows)
+            + "</table>"
         )
 
 

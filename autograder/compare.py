@@ -45,7 +45,9 @@ def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
         return
     if isinstance(want, tuple | list) and not _is_number(got):
         if not isinstance(got, tuple | list):
-            raise AssertionError(f"{where}: expected a {type(want).__name__}, got {type(got).__name__}")
+            raise AssertionError(
+                f"{where}: expected a {type(want).__name__}, got {type(got).__name__}"
+            )
         if len(got) != len(want):
             raise AssertionError(f"{where}: length {len(got)} != expected {len(want)}")
         for i, (g, w) in enumerate(zip(got, want)):

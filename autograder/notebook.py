@@ -3,8 +3,17 @@
 import ast
 import importlib
 import inspect
+from pathlib import Path
 
 import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def repo_path(relative):
+    """A path relative to the repository root (where book/ and solutions/ live)."""
+    return REPO / relative
+
 
 EXERCISE_TAG = "exercise"  # a cell of stubs the student completes
 CHECK_TAG = "check"  # the last cell: check("<chapter>"); not run by the sandboxed grader
@@ -55,3 +64,37 @@ def solve(nb, chapter_id):
 def solve_file(path, chapter_id, out):
     nb = nbformat.read(path, as_version=4)
     nbformat.write(solve(nb, chapter_id), out)
+
+
+def replace_definition(source, name, new_source):
+    """Replace the top-level ``def``/``class`` called ``name`` in ``source`` by ``new_source``."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    for node in tree.body:
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        if isinstance(node, kinds) and node.name == name:
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            new = lines[:start] + new_source.rstrip().splitlines() + lines[node.end_lineno :]
+            return "\n".join(new)
+    raise LookupError(f"no top-level definition of {name!r} in the cell")
+
+
+def make_fixture(chapter_id, replace):
+    """The reference-solved book notebook of a chapter, with some definitions swapped out.
+
+    ``replace`` maps a function or class name to the (wrong) source that replaces it, in the
+    exercise cell that defines it. Used to build ``<chapter>-fail-<why>.ipynb`` test fixtures.
+    """
+    from autograder.questions import get_chapter
+
+    chapter = get_chapter(chapter_id)
+    path = repo_path(chapter.notebook)
+    nb = solve(nbformat.read(path, as_version=4), chapter_id)
+    todo = dict(replace)
+    for cell in nb.cells:
+        if is_exercise(cell):
+            for name in [n for n in defined_names(cell.source) if n in todo]:
+                cell.source = replace_definition(cell.source, name, todo.pop(name))
+    if todo:
+        raise LookupError(f"no exercise cell defines {', '.join(todo)}")
+    return nb

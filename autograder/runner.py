@@ -58,8 +58,10 @@ class LocalTarget:
     def call(self, target, args, kwargs, timeout):
         folder = tempfile.mkdtemp(prefix="descent-call-")
         try:
-            wire.dump({"target": target, "args": list(args), "kwargs": dict(kwargs)},
-                      os.path.join(folder, "request"))
+            wire.dump(
+                {"target": target, "args": list(args), "kwargs": dict(kwargs)},
+                os.path.join(folder, "request"),
+            )
             self.harness.call(folder)
             return read_status(folder, target)
         finally:
@@ -79,10 +81,13 @@ def read_status(folder, target):
         info = status.get("error") if isinstance(status, dict) else None
         if not isinstance(info, dict):
             info = {"type": "RuntimeError", "mro": [], "message": "malformed status"}
-        info = {"type": str(info.get("type", "?"))[:200],
-                "mro": [str(m)[:200] for m in info.get("mro", [])][:20]
-                if isinstance(info.get("mro"), list) else [],
-                "message": str(info.get("message", ""))[:2000]}
+        info = {
+            "type": str(info.get("type", "?"))[:200],
+            "mro": [str(m)[:200] for m in info.get("mro", [])][:20]
+            if isinstance(info.get("mro"), list)
+            else [],
+            "message": str(info.get("message", ""))[:2000],
+        }
         raise spec.StudentError(info, target)
     return wire.load(os.path.join(folder, "result"))
 
@@ -116,12 +121,15 @@ class Report:
         return sum(r.score for r in self.results)
 
     def possible(self, require_gpu=False):
-        return sum(r.points for r in self.results
-                   if require_gpu or r.outcome != spec.NOT_RUN_GPU)
+        return sum(r.points for r in self.results if require_gpu or r.outcome != spec.NOT_RUN_GPU)
 
     def to_dict(self):
-        return {"chapter": self.chapter, "seed": self.seed, "environment": self.environment,
-                "results": [asdict(r) for r in self.results]}
+        return {
+            "chapter": self.chapter,
+            "seed": self.seed,
+            "environment": self.environment,
+            "results": [asdict(r) for r in self.results],
+        }
 
 
 def _student_error_message(err):
@@ -136,8 +144,17 @@ def grade_question(question, student, reference, seed, hidden=True):
 
     def result(outcome, message="", n=0):
         score = question.points if outcome == spec.PASSED else 0
-        return QuestionResult(question.id, question.title or question.id, question.points, score,
-                              outcome, message, question.hint, question.gpu, n)
+        return QuestionResult(
+            question.id,
+            question.title or question.id,
+            question.points,
+            score,
+            outcome,
+            message,
+            question.hint,
+            question.gpu,
+            n,
+        )
 
     if question.gpu and not student.cuda:
         return result(spec.NOT_RUN_GPU, "not run: no GPU")
@@ -192,5 +209,6 @@ def grade_namespace(chapter, namespace, *, seed=0, hidden=True, cuda=None):
     """Grade functions held in a dict, in this process (unsandboxed: for trusted code and tests)."""
     chapter = _chapter(chapter)
     student = LocalTarget(chapter.id, namespace, cuda=cuda)
-    return grade_target(chapter, student, seed=seed, hidden=hidden,
-                        environment=student.harness.environment())
+    return grade_target(
+        chapter, student, seed=seed, hidden=hidden, environment=student.harness.environment()
+    )

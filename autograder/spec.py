@@ -157,6 +157,7 @@ class Trial:
             if err.is_a(exc_type):
                 return err
             raise AssertionError(
-                f"expected {exc_type.__name__}, got {err.info.get('type')}: {err.info.get('message')}"
+                f"expected {exc_type.__name__}, "
+                f"got {err.info.get('type')}: {err.info.get('message')}"
             ) from None
         raise AssertionError(f"expected {exc_type.__name__} to be raised, nothing was raised")

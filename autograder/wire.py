@@ -147,7 +147,7 @@ class _Decoder:
 
 
 def load(folder, tensors=False):
-    """Read a value written by :func:`dump`. Tensors come back as NumPy arrays unless ``tensors``."""
+    """Read a value written by :func:`dump`; tensors come back as arrays unless ``tensors``."""
     path = os.path.join(folder, "value.json")
     if os.path.islink(path) or not os.path.isfile(path):
         raise WireError("no value was written")

@@ -16,9 +16,11 @@ class Harness:
     """Answers requests ``{target, args, kwargs}`` written under a request folder."""
 
     def __init__(self, drivers, namespace):
-        self.drivers = {
-            k: v for k, v in vars(drivers).items() if callable(v) and not k.startswith("_")
-        } if drivers is not None else {}
+        self.drivers = (
+            {k: v for k, v in vars(drivers).items() if callable(v) and not k.startswith("_")}
+            if drivers is not None
+            else {}
+        )
         self.namespace = namespace
 
     def resolve(self, target):
@@ -33,7 +35,7 @@ class Harness:
         return self.namespace[target]
 
     def call(self, folder):
-        """Run the request in ``folder/request``; write ``folder/result`` and ``folder/status.json``."""
+        """Run ``folder/request``; write ``folder/result`` and ``folder/status.json``."""
         start = time.perf_counter()
         status = {"ok": False}
         try:

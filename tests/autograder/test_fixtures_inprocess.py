@@ -1,0 +1,74 @@
+"""Do the questions tell right from wrong? Fast, in-process twins of the sandboxed grading tests.
+
+Trusted code only: these exec our own reference and fixture notebooks in this process.
+"""
+
+import os
+
+import pytest
+
+from autograder import notebook, spec
+from autograder.questions import all_chapters, get_chapter
+from autograder.runner import grade_namespace
+from tests.autograder.fixtures_support import declared_fixtures
+
+GRADED = [c.id for c in all_chapters()]
+
+
+def notebook_namespace(nb):
+    """Run every code cell except the check() cell in a fresh namespace (trusted notebooks)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    ns = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not notebook.is_check(cell) and not notebook.is_gpu(cell):
+            exec(compile(cell.source, "<cell>", "exec"), ns)  # noqa: S102
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    return ns
+
+
+def expected(chapter, fails=()):
+    """Outcomes of a submission that gets exactly ``fails`` wrong (GPU questions not run)."""
+    no_gpu = {q.id: spec.NOT_RUN_GPU for q in chapter.questions if q.gpu}
+    return {
+        q.id: no_gpu.get(q.id, spec.FAILED if q.id in fails else spec.PASSED)
+        for q in chapter.questions
+    }
+
+
+@pytest.mark.parametrize("chapter_id", GRADED)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reference_module_passes_every_question(chapter_id, seed):
+    """Does the reference itself pass every case, public and hidden, for different seeds?"""
+    import importlib
+
+    chapter = get_chapter(chapter_id)
+    ns = vars(importlib.import_module(chapter.reference))
+    report = grade_namespace(chapter, ns, seed=seed, cuda=False)
+    assert report.outcomes == expected(chapter), [r.message for r in report.results]
+
+
+@pytest.mark.parametrize(
+    ("chapter_id", "why", "wrong"),
+    [pytest.param(c, w, x, id=f"{c}-fail-{w}") for c, w, x in declared_fixtures()],
+)
+def test_wrong_implementation_fails_exactly_its_questions(chapter_id, why, wrong):
+    """Does each deliberately wrong notebook fail its questions, and only those?"""
+    chapter = get_chapter(chapter_id)
+    ns = notebook_namespace(notebook.make_fixture(chapter_id, wrong.replace))
+    report = grade_namespace(chapter, ns, cuda=False)
+    got = {
+        k: (spec.FAILED if v in (spec.FAILED, spec.ERROR) else v)
+        for k, v in report.outcomes.items()
+    }
+    assert got == expected(chapter, wrong.fails), [r.message for r in report.results]
+
+
+def test_every_question_has_a_wrong_implementation():
+    """Is every graded question proven able to fail by at least one wrong implementation?"""
+    covered = {(c, q) for c, _, w in declared_fixtures() for q in w.fails}
+    missing = [
+        f"{c.id}.{q.id}" for c in all_chapters() for q in c.questions if (c.id, q.id) not in covered
+    ]
+    assert not missing, f"questions with no failing fixture: {missing}"
