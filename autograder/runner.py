@@ -111,6 +111,12 @@ class Report:
     seed: int
     results: list = field(default_factory=list)
     environment: dict = field(default_factory=dict)
+    # Filled by grading.grade_notebook (sandboxed grading of a whole notebook):
+    isolation: str = ""  # one line; every printed report starts with it
+    error: str = ""  # why the notebook could not be run at all (malformed, missing, ...)
+    cells: list = field(default_factory=list)  # per code cell: index, status, message, seconds
+    execution_time: float = 0.0  # seconds, kernel start to last question
+    require_gpu: bool = False
 
     @property
     def outcomes(self):
@@ -120,7 +126,8 @@ class Report:
     def score(self):
         return sum(r.score for r in self.results)
 
-    def possible(self, require_gpu=False):
+    def possible(self, require_gpu=None):
+        require_gpu = self.require_gpu if require_gpu is None else require_gpu
         return sum(r.points for r in self.results if require_gpu or r.outcome != spec.NOT_RUN_GPU)
 
     def to_dict(self):
@@ -129,6 +136,11 @@ class Report:
             "seed": self.seed,
             "environment": self.environment,
             "results": [asdict(r) for r in self.results],
+            "isolation": self.isolation,
+            "error": self.error,
+            "cells": list(self.cells),
+            "execution_time": self.execution_time,
+            "require_gpu": self.require_gpu,
         }
 
 

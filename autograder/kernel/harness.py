@@ -34,25 +34,28 @@ class Harness:
             raise NameError(f"name '{target}' is not defined in the notebook")
         return self.namespace[target]
 
-    def call(self, folder):
-        """Run ``folder/request``; write ``folder/result`` and ``folder/status.json``."""
+    def call(self, folder, out=None):
+        """Run ``folder/request``; write ``result`` and ``status.json`` into ``out`` (default
+        ``folder``; the sandboxed grader passes a writable ``out`` and a read-only ``folder``)."""
         start = time.perf_counter()
+        out = folder if out is None else out
+        os.makedirs(out, exist_ok=True)
         status = {"ok": False}
         try:
             request = load(os.path.join(folder, "request"), tensors=True)  # noqa: F821
             fn = self.resolve(request["target"])
             value = fn(*request["args"], **request["kwargs"])
-            dump(value, os.path.join(folder, "result"))  # noqa: F821
+            dump(value, os.path.join(out, "result"))  # noqa: F821
             status = {"ok": True}
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 -- SystemExit from student code is an error too
             status = {"ok": False, "error": describe_exception(exc)}  # noqa: F821
         status["seconds"] = time.perf_counter() - start
-        tmp = os.path.join(folder, "status.json.tmp")
+        tmp = os.path.join(out, "status.json.tmp")
         with open(tmp, "w") as f:
             json.dump(status, f)
-        os.replace(tmp, os.path.join(folder, "status.json"))
+        os.replace(tmp, os.path.join(out, "status.json"))
         return status["ok"]
 
     def environment(self):

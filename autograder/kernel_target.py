@@ -1,0 +1,536 @@
+"""A student's sandboxed Jupyter kernel, and the grading target that calls into it.
+
+:class:`Kernel` starts ``ipykernel`` inside the :mod:`autograder.sandbox` (IPC transport, the
+kernel's folders bound at the same paths inside and out) and runs code with a wall-time limit,
+keeping only a capped amount of what it prints. :class:`KernelTarget` is the transport of
+``runner.grade_target``: the grader writes a request (``wire.dump``) into a folder the kernel may
+read but not write, the kernel runs ``__descent_harness__.call(request, out)``, and the grader
+copies ``out`` into a private folder (no symlinks followed, sizes checked) before reading it with
+``wire.load``. Nothing the kernel sends is ever unpickled or evaluated here.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import zmq
+from jupyter_client import KernelManager
+
+from autograder import runner, spec
+from autograder.sandbox import Cgroup, Sandbox
+
+MAX_REPLY_BYTES = 16 * 2**20  # an execute_reply larger than this is not parsed
+MAX_COLLECT_BYTES = 1 * 2**30  # everything one call may return, files together
+MAX_COLLECT_FILES = 2000
+
+
+@dataclass
+class Execution:
+    """What happened to one piece of code run in the kernel."""
+
+    status: str  # "ok", "error", "timeout", "died" or "out of memory"
+    ename: str = ""
+    evalue: str = ""
+    output: str = ""
+    seconds: float = 0.0
+
+    @property
+    def fatal(self):
+        return self.status in ("timeout", "died", "out of memory")
+
+    def describe(self, limit=None):
+        if self.status == "error":
+            return f"raised {self.ename}: {self.evalue}".strip()
+        if self.status == "timeout":
+            return f"ran past its time limit ({limit:g} s)" if limit else "ran past its time limit"
+        if self.status == "out of memory":
+            return "ran out of memory (the kernel was killed)"
+        if self.status == "died":
+            return "killed the kernel"
+        return "ran"
+
+
+class _Capped:
+    """Keeps the first ``limit`` characters written to it and counts the rest."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.parts = []
+        self.kept = 0
+        self.dropped = 0
+
+    @property
+    def full(self):
+        return self.kept >= self.limit
+
+    def add(self, text):
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+
+    def text(self):
+        tail = f"\n[... {self.dropped} more characters not kept]" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+class _KernelManager(KernelManager):
+    """A KernelManager whose kernel command is given whole (wrapped in bubblewrap)."""
+
+    descent_cmd = None
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return list(self.descent_cmd)
+
+
+class Kernel:
+    """One sandboxed kernel for one submission; :meth:`restart` gives a fresh process."""
+
+    def __init__(self, sandbox=None, warm=("numpy", "torch")):
+        self.sandbox = sandbox if sandbox is not None else Sandbox.detect()
+        self.limits = self.sandbox.limits
+        self.warm = tuple(warm)
+        self.base = tempfile.mkdtemp(prefix="descent-kernel-")
+        self.ro = os.path.join(self.base, "ro")  # the grader writes, the kernel reads
+        self.rw = os.path.join(self.base, "rw")  # the kernel writes
+        self.private = os.path.join(self.base, "private")  # never visible to the kernel
+        for path in (self.ro, self.rw, self.private):
+            os.mkdir(path, 0o700)
+        self.km = self.kc = self.cgroup = None
+        self.starts = 0
+        self.start_seconds = []
+        self._started_at = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self):
+        """Launch the kernel process (returns at once; :meth:`wait_ready` waits for it)."""
+        self.starts += 1
+        self._started_at = time.perf_counter()
+        self.cgroup = Cgroup(self.limits) if self.sandbox.cgroups else None
+        tag = f"k{self.starts}"
+        km = _KernelManager(transport="ipc", ip=os.path.join(self.rw, tag))
+        km.connection_file = os.path.join(self.ro, f"{tag}.json")
+        km.session.packer = "json"
+        km.session.unpacker = "json"
+        argv = [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            km.connection_file,
+            "--HistoryManager.enabled=False",
+            "--IPKernelApp.quiet=True",
+        ]
+        km.descent_cmd = self.sandbox.wrap(argv, self.rw, self.ro)
+        env = (
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            if self.sandbox.bwrap
+            else (self.sandbox.env(self.rw))
+        )
+        km.start_kernel(
+            preexec_fn=self.sandbox.preexec(self.cgroup),
+            env=env,
+            cwd=self.rw,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.km = km
+        kc = km.client()
+        kc.start_channels()
+        self.kc = kc
+        if self.warm:  # queued now, runs while the kernel would otherwise wait for work
+            kc.execute("import " + ", ".join(self.warm), silent=True, store_history=False)
+        return self
+
+    def wait_ready(self, timeout=90):
+        try:
+            self.kc.wait_for_ready(timeout=timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"the sandboxed kernel did not start: {exc}") from None
+        if self._started_at is not None:
+            self.start_seconds.append(time.perf_counter() - self._started_at)
+            self._started_at = None
+        return self
+
+    def alive(self):
+        return self.km is not None and self.km.is_alive()
+
+    def kill(self):
+        """Stop the kernel and everything it started."""
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:  # noqa: BLE001 -- a dead kernel's channels may already be gone
+                pass
+            self.kc = None
+        if self.km is not None:
+            proc = getattr(self.km.provisioner, "process", None)
+            if proc is not None and not self.sandbox.bwrap:
+                try:  # without a cgroup, its process group is the best handle on its children
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                self.km.shutdown_kernel(now=True)
+            except Exception:  # noqa: BLE001
+                if proc is not None:
+                    proc.kill()
+            self.km = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+
+    def restart(self):
+        self.kill()
+        for name in os.listdir(self.rw):  # what the dead kernel wrote is not trusted later
+            path = os.path.join(self.rw, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self.start().wait_ready()
+
+    def close(self):
+        self.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- running code --------------------------------------------------------------------
+    def ran_out_of_memory(self):
+        return self.cgroup is not None and self.cgroup.ran_out_of_memory()
+
+    def _death(self, started):
+        status = "out of memory" if self.ran_out_of_memory() else "died"
+        return Execution(status, seconds=time.perf_counter() - started)
+
+    def execute(self, code, timeout):
+        """Run ``code``; return an :class:`Execution`. The kernel is not restarted here."""
+        started = time.perf_counter()
+        if not self.alive():
+            return self._death(started)
+        kc = self.kc
+        msg_id = kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        shell, iopub = kc.shell_channel.socket, kc.iopub_channel.socket
+        poller = zmq.Poller()
+        poller.register(shell, zmq.POLLIN)
+        poller.register(iopub, zmq.POLLIN)
+        output = _Capped(self.limits.output_bytes)
+        deadline = started + timeout
+        reply = None
+        while reply is None:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                self._drain(iopub, msg_id, output)
+                return Execution("timeout", output=output.text(), seconds=timeout)
+            events = dict(poller.poll(int(min(left, 0.25) * 1000) + 1))
+            if iopub in events:
+                self._drain(iopub, msg_id, output)
+            if shell in events:
+                reply = self._reply(shell, msg_id)
+            if reply is None and not self.alive():
+                return self._death(started)
+        self._drain(iopub, msg_id, output)
+        seconds = time.perf_counter() - started
+        if not isinstance(reply, dict) or reply.get("status") != "ok":
+            reply = reply if isinstance(reply, dict) else {}
+            return Execution(
+                "error",
+                str(reply.get("ename", "Error"))[:200],
+                str(reply.get("evalue", ""))[:2000],
+                output.text(),
+                seconds,
+            )
+        return Execution("ok", output=output.text(), seconds=seconds)
+
+    def _reply(self, shell, msg_id):
+        """The execute_reply to ``msg_id`` if one is waiting (other replies are dropped)."""
+        session = self.kc.session
+        while True:
+            try:
+                frames = shell.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            if sum(len(f) for f in frames) > MAX_REPLY_BYTES:
+                continue
+            try:
+                _, parts = session.feed_identities(frames)
+                msg = session.deserialize(parts)
+            except Exception:  # noqa: BLE001 -- a malformed or forged message is ignored
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                content = msg.get("content")
+                return content if isinstance(content, dict) else {}
+
+    def _drain(self, iopub, msg_id, output):
+        """Read everything waiting on iopub; keep (capped) what our request printed."""
+        session = self.kc.session
+        for _ in range(100_000):
+            try:
+                frames = iopub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if output.full:
+                output.dropped += sum(len(f) for f in frames)
+                continue
+            try:
+                _, parts = session.feed_identities(frames)
+                msg = session.deserialize(parts, content=False)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if msg["header"].get("msg_type") == "stream":
+                    if len(parts[4]) > 4 * self.limits.output_bytes:  # hmac, 3 dicts, content
+                        output.add("[a large block of output was not kept]\n")
+                        continue
+                    content = session.unpack(msg["content"])
+                    output.add(str(content.get("text", "")))
+            except Exception:  # noqa: BLE001 -- output is for information only
+                continue
+
+    # -- requests and results --------------------------------------------------------------
+    def new_call(self):
+        """Fresh folders for one call: (request folder, read-only; out folder, writable)."""
+        token = secrets.token_hex(8)
+        request = os.path.join(self.ro, "calls", token)
+        os.makedirs(request)
+        return request, os.path.join(self.rw, "out-" + token)
+
+    def collect(self, out):
+        """Copy ``out`` (written by the kernel) to a private folder, refusing links and
+        special files and capping sizes; return the private folder (or None if unusable)."""
+        dest = tempfile.mkdtemp(dir=self.private)
+        total = [0, 0]
+        try:
+            fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return dest
+        try:
+            _copy_tree(fd, dest, total, depth=0)
+        except (OSError, ValueError):
+            shutil.rmtree(dest, ignore_errors=True)
+            os.mkdir(dest)
+        finally:
+            os.close(fd)
+        return dest
+
+
+def _copy_tree(dir_fd, dest, total, depth):
+    if depth > 2:
+        raise ValueError("too deep")
+    for name in os.listdir(dir_fd):
+        total[1] += 1
+        if total[1] > MAX_COLLECT_FILES:
+            raise ValueError("too many files")
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        except OSError:
+            continue  # a symlink or something we may not open: not copied
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                os.mkdir(os.path.join(dest, name))
+                _copy_tree(fd, os.path.join(dest, name), total, depth + 1)
+            elif stat.S_ISREG(info.st_mode):
+                total[0] += info.st_size
+                if total[0] > MAX_COLLECT_BYTES:
+                    raise ValueError("too large")
+                with open(os.path.join(dest, name), "wb") as f, os.fdopen(os.dup(fd), "rb") as src:
+                    shutil.copyfileobj(src, f)
+        finally:
+            os.close(fd)
+
+
+class KernelTarget:
+    """``runner``'s target for a student kernel.
+
+    ``prepare(kernel)`` brings a (re)started kernel back to the state to grade: it re-runs the
+    submission's good cells. ``describe_missing(name)`` explains a function the notebook does
+    not define. After a call times out or kills the kernel, the next call restarts it first.
+    """
+
+    def __init__(
+        self,
+        kernel,
+        chapter,
+        prepare=None,
+        describe_missing=None,
+        call_timeout=None,
+        host_cuda=None,
+    ):
+        self.kernel = kernel
+        self.chapter = chapter
+        self.prepare = prepare or (lambda k: None)
+        self.describe_missing = describe_missing
+        self.call_timeout = call_timeout
+        self.host_cuda = host_cuda
+        self.restarts = 0
+        self.names = sorted({n for q in chapter.questions for n in q.functions})
+        self._broken = False
+        self.environment = {}
+        self.defined_names = set()
+        self.install()
+
+    def install(self):
+        """Inject the harness into the kernel and ask which names the notebook defined."""
+        harness_src, drivers_src = runner.kernel_sources(self.chapter.id)
+        code = _INSTALL.format(
+            harness=repr(harness_src), drivers=repr(drivers_src), chapter=repr(self.chapter.id)
+        )
+        done = self.kernel.execute(code, 120)
+        if done.status != "ok":
+            raise RuntimeError(f"the grading harness could not be installed: {done.describe()}")
+        try:
+            found = self._call("driver:__descent_defined__", [self.names], {}, 60)
+            self.defined_names = {n for n in found if isinstance(n, str)}
+        except Exception:  # noqa: BLE001 -- a notebook that broke the harness defines nothing
+            self.defined_names = set()
+        try:
+            env = self._call("driver:__descent_environment__", [], {}, 60)
+            self.environment = env if isinstance(env, dict) else {}
+        except Exception:  # noqa: BLE001
+            self.environment = {}
+
+    @property
+    def cuda(self):
+        kernel_cuda = bool(self.environment.get("cuda"))
+        return kernel_cuda if self.host_cuda is None else kernel_cuda and self.host_cuda
+
+    def defined(self, name):
+        return name in self.defined_names
+
+    def missing_reason(self, name):
+        if self.describe_missing is not None:
+            return self.describe_missing(name)
+        return f"`{name}` is not defined in the notebook"
+
+    def _recover(self):
+        self.restarts += 1
+        self.kernel.restart()
+        self.prepare(self.kernel)
+        self.install()
+        self._broken = False
+
+    def call(self, target, args, kwargs, timeout):
+        if self._broken:
+            self._recover()
+        if self.call_timeout is not None:
+            timeout = min(timeout or self.call_timeout, self.call_timeout)
+        return self._call(target, args, kwargs, timeout or spec.DEFAULT_CALL_TIMEOUT)
+
+    def _call(self, target, args, kwargs, timeout):
+        from autograder import wire
+
+        request, out = self.kernel.new_call()
+        wire.dump(
+            {"target": target, "args": list(args), "kwargs": dict(kwargs)},
+            os.path.join(request, "request"),
+        )
+        done = self.kernel.execute(f"__descent_harness__.call({request!r}, {out!r})", timeout)
+        shutil.rmtree(request, ignore_errors=True)
+        name = target.removeprefix("driver:")
+        if done.status == "timeout":
+            self._broken = True
+            raise spec.StudentTimeout(f"`{name}` ran past the {timeout:g} s limit")
+        if done.status == "out of memory":
+            self._broken = True
+            raise spec.KernelDied(f"`{name}` ran out of memory", spec.OUT_OF_MEMORY)
+        if done.status == "died":
+            self._broken = True
+            raise spec.KernelDied(f"`{name}` killed the kernel", spec.CRASHED)
+        private = self.kernel.collect(out)
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            if done.status == "error":
+                raise spec.StudentError(
+                    {"type": done.ename, "mro": [done.ename], "message": done.evalue}, target
+                )
+            return runner.read_status(private, target)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+
+# Run in the kernel after the notebook's cells: fresh module objects, as runner.make_harness.
+_INSTALL = """
+def __descent_install__():
+    import builtins, sys, types
+    h = types.ModuleType("_descent_harness")
+    builtins.exec(builtins.compile({harness}, "<descent-harness>", "exec"), h.__dict__)
+    d = types.ModuleType("_descent_drivers_" + {chapter})
+    builtins.exec(builtins.compile({drivers}, "<descent-drivers>", "exec"), d.__dict__)
+    harness = h.Harness(d, builtins.globals())
+
+    def environment(ns):
+        info = harness.environment()
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            info["torch_deterministic"] = bool(torch.are_deterministic_algorithms_enabled())
+            info["cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
+            info["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
+        return info
+
+    harness.drivers["__descent_defined__"] = lambda ns, names: [n for n in names if n in ns]
+    harness.drivers["__descent_environment__"] = environment
+    return harness
+__descent_harness__ = __descent_install__()
+del __descent_install__
+"""
+
+
+class KernelPool:
+    """Kernels started ahead of time; each is handed out once (``take``) and never reused.
+
+    ``grade_notebook(path, kernel=pool.take())`` grades on a kernel that is already up; the pool
+    starts a replacement at once. Close the pool (or use it as a context manager) when done.
+    """
+
+    def __init__(self, size=1, sandbox=None, warm=("numpy", "torch")):
+        self.size = max(0, int(size))
+        self.sandbox = sandbox if sandbox is not None else Sandbox.detect()
+        self.warm = warm
+        self._lock = threading.Lock()
+        self._ready = []
+        self._closed = False
+        for _ in range(self.size):
+            self._ready.append(self._spawn())
+
+    def _spawn(self):
+        return Kernel(self.sandbox, warm=self.warm).start()
+
+    def take(self):
+        """A started kernel for one submission (the caller closes it; grade_notebook does)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the kernel pool is closed")
+            kernel = self._ready.pop(0) if self._ready else self._spawn()
+            if self.size:
+                self._ready.append(self._spawn())
+        return kernel
+
+    def close(self):
+        with self._lock:
+            self._closed = True
+            kernels, self._ready = self._ready, []
+        for kernel in kernels:
+            kernel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
