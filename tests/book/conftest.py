@@ -1,0 +1,61 @@
+"""Shared fixtures for the book tests: the toc's pages and one strict build per test session."""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOK = ROOT / "book"
+MATHJAX = BOOK / "_mathjax" / "mathjax" / "tex-chtml.js"
+# The build goes where `make book` puts it (book/_build), so its jupyter-cache is shared with
+# `make book` and a test run after a build re-executes nothing. DESCENT_BOOK_OUT builds elsewhere.
+OUTPUT = Path(os.environ.get("DESCENT_BOOK_OUT", BOOK))
+
+
+def toc_files(toc=BOOK / "_toc.yml"):
+    """Docnames listed in the table of contents, in reading order (root first)."""
+    data = yaml.safe_load(Path(toc).read_text())
+    found = [data["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []):
+                    walk(child)
+
+    walk(data)
+    return found
+
+
+def pytest_generate_tests(metafunc):
+    """A test that takes ``toc_docname`` runs once per page of the table of contents."""
+    if "toc_docname" in metafunc.fixturenames:
+        metafunc.parametrize("toc_docname", toc_files())
+
+
+@dataclass
+class Build:
+    returncode: int
+    log: str
+    html: Path
+
+    def page(self, docname):
+        return self.html / f"{docname}.html"
+
+
+@pytest.fixture(scope="session")
+def book_build():
+    """The strict build of the whole book (`-W -n --keep-going`), run once per session."""
+    if not MATHJAX.exists():
+        pytest.fail(f"{MATHJAX.relative_to(ROOT)} is missing: run `make book` (it copies MathJax)")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(OUTPUT), str(BOOK)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    return Build(proc.returncode, proc.stdout + proc.stderr, OUTPUT / "_build" / "html")

@@ -1,0 +1,62 @@
+"""The strict book build: every toc page becomes HTML and nothing on the site loads from the net."""
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_build_is_strict_and_succeeds(book_build):
+    """Does `jupyter-book build -W -n --keep-going` finish with no warning and no failing cell?"""
+    assert book_build.returncode == 0, "book build failed:\n" + book_build.log[-6000:]
+
+
+def test_toc_page_has_html(book_build, toc_docname):
+    """Did this page of the table of contents produce an HTML page?"""
+    page = book_build.page(toc_docname)
+    assert page.is_file(), f"{toc_docname} produced no HTML"
+    assert "<main" in page.read_text(encoding="utf-8")
+
+
+class ResourceLinks(HTMLParser):
+    """The URLs a browser fetches by itself on load: scripts, stylesheets, images, frames."""
+
+    FETCHED = {"script": "src", "img": "src", "iframe": "src", "link": "href", "source": "src"}
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        attr = self.FETCHED.get(tag)
+        if not (attr and attrs.get(attr)):
+            return
+        # a <link> is fetched only as a stylesheet, icon or preload (not rel=next, prev, ...)
+        if tag == "link" and not re.search(r"stylesheet|preload|icon", attrs.get("rel") or ""):
+            return
+        self.urls.append(attrs[attr])
+
+
+def test_pages_load_nothing_from_the_network(book_build):
+    """Does every built page load its scripts, styles and images from the site itself?"""
+    pages = sorted(book_build.html.rglob("*.html"))
+    assert pages, "no HTML was built"
+    external = []
+    for page in pages:
+        if "mathjax" in page.relative_to(book_build.html).parts:
+            continue
+        parser = ResourceLinks()
+        parser.feed(page.read_text(encoding="utf-8"))
+        external += [f"{page.name}: {u}" for u in parser.urls if urlparse(u).netloc]
+    assert not external, "pages fetch from other hosts:\n" + "\n".join(external)
+
+
+def test_mathjax_is_served_locally(book_build):
+    """Is MathJax part of the site, and do pages point at that copy?"""
+    assert (book_build.html / "mathjax" / "tex-chtml.js").is_file()
+    intro = book_build.page("intro").read_text(encoding="utf-8")
+    assert re.search(r'src="_static/\.\./mathjax/tex-chtml\.js', intro)
