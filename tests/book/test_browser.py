@@ -32,6 +32,7 @@ SCREENSHOTS = os.environ.get("DESCENT_SCREENSHOTS")
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(1800),  # the first test may pay for the session's book build
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed"),
 ]
 

@@ -6,7 +6,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# The first test to use the session build pays for it: allow a cold build on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def test_build_is_strict_and_succeeds(book_build):
