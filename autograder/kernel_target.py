@@ -238,6 +238,8 @@ class Kernel:
             left = deadline - time.perf_counter()
             if left <= 0:
                 self._drain(iopub, msg_id, output)
+                if self.cgroup is not None and self.cgroup.at_memory_limit():
+                    return Execution("out of memory", output=output.text(), seconds=timeout)
                 return Execution("timeout", output=output.text(), seconds=timeout)
             events = dict(poller.poll(int(min(left, 0.25) * 1000) + 1))
             if iopub in events:
@@ -295,7 +297,7 @@ class Kernel:
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
                 if msg["header"].get("msg_type") == "stream":
-                    if len(parts[4]) > 4 * self.limits.output_bytes:  # hmac, 3 dicts, content
+                    if len(parts[4]) > MAX_REPLY_BYTES:  # hmac, 3 dicts, content
                         output.add("[a large block of output was not kept]\n")
                         continue
                     content = session.unpack(msg["content"])

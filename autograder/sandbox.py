@@ -103,6 +103,16 @@ class Cgroup:
     def ran_out_of_memory(self):
         return self.oom_kills() > self._oom_at_start
 
+    def at_memory_limit(self, fraction=0.95):
+        """Is the group (nearly) at its limit? Reclaim can stall for seconds before the OOM kill."""
+        mem = self.dirs["memory"]
+        try:
+            usage = int((mem / "memory.usage_in_bytes").read_text())
+            limit = int((mem / "memory.limit_in_bytes").read_text())
+        except (OSError, ValueError):
+            return False
+        return usage >= fraction * limit
+
     def pids(self):
         try:
             return [int(p) for p in (self.dirs["pids"] / "cgroup.procs").read_text().split()]
@@ -265,7 +275,7 @@ class Sandbox:
             cmd += ["--dev-bind", str(device), str(device)]
         if readonly != scratch:
             cmd += ["--ro-bind", str(readonly), str(readonly)]
-        cmd += ["--bind", str(scratch), str(scratch), "--chdir", "/tmp"]
+        cmd += ["--bind", str(scratch), str(scratch), "--remount-ro", "/", "--chdir", "/tmp"]
         for key, value in self.env("/tmp").items():
             cmd += ["--setenv", key, value]
         return cmd + ["--"] + list(argv)
