@@ -1,0 +1,585 @@
+"""The instructor's command line: ``python -m autograder list | solve | check | grade``.
+
+Exit status: 0 when the command did its job, whatever the students scored; 1 for the grader's own
+errors (a missing SUBMISSIONS folder, an unwritable RESULTS, a notebook the grader failed on);
+2 for a malformed command line.
+"""
+
+import argparse
+import contextlib
+import fcntl
+import functools
+import os
+import re
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from autograder import gradebook as gb
+from autograder import reports, spec
+from autograder.runner import QuestionResult, Report
+
+# A student id is a folder name: no path separators, no leading dot, nothing a shell, a CSV
+# reader or a spreadsheet would interpret ("=cmd" cannot start with a letter or digit).
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+RESERVED = re.compile(r"(grades\.csv|gradebook\.sqlite.*)", re.IGNORECASE)
+
+
+class GraderError(Exception):
+    """Something is wrong with the grader's own inputs or outputs (not with a submission)."""
+
+
+# -- chapters and notebook names -----------------------------------------------------------------
+
+
+def known_chapters():
+    """Every graded chapter, in course order (tests replace this to grade fake chapters)."""
+    from autograder.questions import all_chapters
+
+    return all_chapters()
+
+
+def chapter_folder(chapter):
+    """``ch01_descent``: the book folder of a chapter, which also names students' notebooks."""
+    return PurePath(chapter.notebook).parent.name
+
+
+def infer_chapter(path, chapters):
+    """A notebook's chapter, from ``chNN_<id>.ipynb`` or ``chNN_<id>/exercises.ipynb``."""
+    path = Path(path)
+    name = path.parent.name if path.stem == "exercises" else path.stem
+    for chapter in chapters:
+        if name in (chapter_folder(chapter), chapter.id):
+            return chapter
+    raise GraderError(
+        f"cannot tell which chapter {path} belongs to: name it like "
+        f"{', '.join(chapter_folder(c) + '.ipynb' for c in chapters) or 'chNN_<id>.ipynb'}, "
+        "or pass --chapter"
+    )
+
+
+def find_chapter(chapter_id, chapters):
+    for chapter in chapters:
+        if chapter.id == chapter_id:
+            return chapter
+    raise GraderError(
+        f"no graded chapter {chapter_id!r} (known: {', '.join(c.id for c in chapters)})"
+    )
+
+
+def default_grade_fn():
+    from autograder.grading import grade_notebook
+
+    return grade_notebook
+
+
+# -- list, solve, check --------------------------------------------------------------------------
+
+
+def cmd_list(args):
+    chapters = known_chapters()
+    width = max((len(c.id) for c in chapters), default=0)
+    for chapter in chapters:
+        print(f"{chapter.id:<{width}}  {chapter.notebook}  {chapter.points:g}")
+    return 0
+
+
+def cmd_solve(args):
+    from autograder.notebook import solve_file
+
+    chapters = known_chapters()
+    chapter = (
+        find_chapter(args.chapter, chapters)
+        if args.chapter
+        else infer_chapter(args.notebook, chapters)
+    )
+    if not Path(args.notebook).is_file():
+        raise GraderError(f"no notebook at {args.notebook}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        solve_file(args.notebook, chapter.id, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"{out}: {args.notebook} with every exercise filled from solutions.{chapter.id}")
+    return 0
+
+
+def cmd_check(args, grade_fn=None):
+    from autograder.check import CheckReport
+
+    chapters = known_chapters()
+    chapter = (
+        find_chapter(args.chapter, chapters)
+        if args.chapter
+        else infer_chapter(args.notebook, chapters)
+    )
+    if not Path(args.notebook).is_file():
+        raise GraderError(f"no notebook at {args.notebook}")
+    grade_fn = grade_fn or default_grade_fn()
+    report = grade_fn(
+        args.notebook,
+        chapter.id,
+        seed=args.seed,
+        hidden=False,
+        timeout=args.timeout,
+        require_gpu=args.require_gpu,
+    )
+    off = reports.isolation_off(report.environment)
+    if off:
+        print(f"WARNING: isolation was OFF: the notebook ran without the sandbox [{off}]")
+    print(repr(CheckReport(report)))
+    return 0
+
+
+# -- finding submissions -------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One (student, chapter) to grade; ``notebook`` is None when the student has none."""
+
+    student: str
+    chapter: object
+    notebook: Path | None
+    problem: str = ""  # why the notebook cannot be graded at all (e.g. a symbolic link)
+    hash: str = ""
+
+
+def find_students(submissions, warn):
+    """Student folders in SUBMISSIONS, sorted; hidden entries ignored, odd names skipped."""
+    students = []
+    for entry in sorted(os.scandir(submissions), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            if entry.is_symlink():
+                warn(f"skipped {entry.name!r}: a symbolic link, not a student folder")
+            elif entry.name.endswith(".ipynb"):
+                warn(f"skipped {entry.name!r}: notebooks go in one folder per student")
+            continue
+        if not STUDENT_ID.fullmatch(entry.name) or RESERVED.fullmatch(entry.name):
+            warn(
+                f"skipped folder {entry.name!r}: not a usable student id "
+                "(letters, digits and . _ @ + - only, starting with a letter or digit)"
+            )
+            continue
+        students.append(entry.name)
+    return students
+
+
+def student_notebooks(folder, chapters, warn):
+    """{chapter id: notebook path or a problem string} for one student's folder."""
+    found = {}
+    by_name = {f"{chapter_folder(c)}.ipynb": c for c in chapters}
+    by_dir = {chapter_folder(c): c for c in chapters}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        chapter, path = by_name.get(entry.name), Path(entry.path)
+        if chapter is None and entry.name in by_dir and entry.is_dir(follow_symlinks=False):
+            chapter, path = by_dir[entry.name], Path(entry.path) / "exercises.ipynb"
+            if not os.path.lexists(path):
+                continue
+        if chapter is None:
+            if entry.name.endswith(".ipynb"):
+                warn(f"{folder.name}/{entry.name}: not a chapter notebook name, not graded")
+            continue
+        if chapter.id in found:  # both ch01_x.ipynb and ch01_x/exercises.ipynb: the file wins
+            warn(
+                f"{folder.name}: two notebooks for {chapter.id}; grading "
+                f"{chapter_folder(chapter)}.ipynb"
+            )
+            if path.name == "exercises.ipynb":
+                continue
+        if path.is_symlink():
+            found[chapter.id] = "the notebook is a symbolic link: submit the file itself"
+        elif not path.is_file():
+            found[chapter.id] = "the notebook is not a regular file"
+        else:
+            found[chapter.id] = path
+    return found
+
+
+def plan(submissions, chapters, warn):
+    """Every (student, chapter) to account for: chapters submitted by anyone, for every student."""
+    students = find_students(submissions, warn)
+    notebooks = {s: student_notebooks(submissions / s, chapters, warn) for s in students}
+    used = {cid for nbs in notebooks.values() for cid in nbs}
+    graded_chapters = [c for c in chapters if c.id in used]
+    jobs = []
+    for student in students:
+        for chapter in graded_chapters:
+            found = notebooks[student].get(chapter.id)
+            if isinstance(found, str):
+                jobs.append(Job(student, chapter, None, found))
+            else:
+                jobs.append(Job(student, chapter, found))
+    return students, graded_chapters, jobs
+
+
+# -- grading -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def host_has_cuda():
+    """Whether this machine has CUDA (then a sandboxed kernel would have run GPU questions)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def error_report(chapter, seed, message):
+    """Every question of ``chapter`` in error, for a notebook that never reached a kernel.
+
+    GPU questions are "not run" where there is no GPU, as they are for every other student, so
+    that ``possible`` is the same for the whole class.
+    """
+    results = []
+    for q in chapter.questions:
+        outcome = spec.NOT_RUN_GPU if q.gpu and not host_has_cuda() else spec.ERROR
+        results.append(
+            QuestionResult(q.id, q.title or q.id, q.points, 0, outcome, message, q.hint, q.gpu, 0)
+        )
+    return Report(chapter.id, seed, results, {"kernel": False})
+
+
+def check_output_dir(submissions, out):
+    submissions, out = submissions.resolve(), out.resolve()
+    if not submissions.is_dir():
+        raise GraderError(f"SUBMISSIONS folder {submissions} does not exist")
+    if out == submissions or submissions in out.parents:
+        raise GraderError(
+            f"RESULTS ({out}) is inside SUBMISSIONS ({submissions}): it would be read as a "
+            "student's folder; choose a RESULTS folder outside it"
+        )
+    if out in submissions.parents:
+        raise GraderError(f"SUBMISSIONS ({submissions}) is inside RESULTS ({out})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise GraderError(f"cannot write to RESULTS folder {out}: {exc.strerror}") from None
+
+
+def lock_results(out):
+    """One grading run per RESULTS folder at a time (the lock dies with the process)."""
+    handle = open(out / ".lock", "w")  # noqa: SIM115 -- held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise GraderError(f"another grading run is using {out}; wait for it to finish") from None
+    return handle
+
+
+def remove_stale_temporaries(out):
+    """Temporary files a killed run left behind (``.<name>.<random>.tmp``; we hold the lock)."""
+    for path in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
+        path.unlink(missing_ok=True)
+
+
+def write_student_files(book, out, student, chapter_ids, require_gpu):
+    records = book.records(student, chapter_ids)
+    folder = out / student
+    folder.mkdir(exist_ok=True)
+    gb.write_atomic(
+        folder / "results.json", reports.results_json_text(student, records, require_gpu)
+    )
+    gb.write_atomic(folder / "feedback.html", reports.feedback_html(student, records, require_gpu))
+    return records
+
+
+def with_kernel_pool(grade_fn, workers, total):
+    """``grade_fn`` taking its kernel from a pool started ahead (real grading only).
+
+    Each kernel grades one notebook and is closed after it. The pool stops starting
+    replacements once every remaining notebook has a kernel, so no kernel starts for nothing.
+    """
+    from autograder import grading
+
+    size = min(workers, total)
+    if grade_fn is not grading.grade_notebook or size < 1:
+        return grade_fn, contextlib.nullcontext()
+    from autograder.kernel_target import KernelPool
+
+    pool = KernelPool(size=size)
+    lock = threading.Lock()
+    untaken = [total]
+
+    def grade(path, chapter_id, **options):
+        with lock:
+            untaken[0] -= 1
+            pool.size = min(pool.size, untaken[0])  # replacements only for notebooks to come
+            kernel = pool.take()
+        return grading.grade_notebook(path, chapter_id, kernel=kernel, **options)
+
+    return grade, pool
+
+
+def _run_one(grade_fn, job, options):
+    """Grade one notebook (in a worker thread); returns (report, seconds, grader failure)."""
+    start = time.perf_counter()
+    try:
+        report = grade_fn(str(job.notebook), job.chapter.id, **options)
+        failure = None
+    except Exception as exc:  # noqa: BLE001 -- the grader's own failure: recorded, retried later
+        report = error_report(
+            job.chapter,
+            options["seed"],
+            f"the grader failed on this notebook ({type(exc).__name__}); "
+            "it will be graded again on the next run",
+        )
+        failure = f"{job.student}/{job.notebook.name}: {type(exc).__name__}: {exc}"
+    return report, time.perf_counter() - start, failure
+
+
+def grade_class(
+    submissions,
+    out,
+    *,
+    workers=None,
+    timeout=None,
+    force=False,
+    require_gpu=False,
+    seed=0,
+    grade_fn=None,
+    progress=None,
+    stdout=None,
+    stderr=None,
+):
+    """Grade every submission in ``submissions`` into ``out``; returns the exit status."""
+    from tqdm import tqdm
+
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    submissions, out = Path(submissions), Path(out)
+    check_output_dir(submissions, out)
+    lock = lock_results(out)
+    remove_stale_temporaries(out)
+    warnings = []
+
+    def warn(message):
+        warnings.append(message)
+        print(f"warning: {message}", file=stderr)
+
+    try:
+        chapters = known_chapters()
+        students, graded_chapters, jobs = plan(submissions, chapters, warn)
+        if not students:
+            warn(f"no student folders in {submissions}")
+        elif not graded_chapters:
+            warn(
+                f"no chapter notebooks found in {submissions} (expected names like "
+                f"{', '.join(chapter_folder(c) + '.ipynb' for c in chapters)})"
+            )
+        settings = {"seed": seed, "timeout": timeout, "require_gpu": require_gpu, "hidden": True}
+        versions = {c.id: gb.grading_code_version(c.id) for c in graded_chapters}
+        book = gb.Gradebook(out / "gradebook.sqlite")
+        todo = []
+        for job in jobs:
+            job.hash = gb.submission_hash(
+                job.notebook, versions[job.chapter.id], {**settings, "problem": job.problem}
+            )
+            if force or book.hash_of(job.student, job.chapter.id) != job.hash:
+                todo.append(job)
+        skipped = len(jobs) - len(todo)
+        chapter_ids = {c.id for c in graded_chapters}
+        options = {"seed": seed, "hidden": True, "timeout": timeout, "require_gpu": require_gpu}
+        failures = []
+
+        def store(job, report, seconds, status):
+            book.record(
+                gb.Record(
+                    job.student,
+                    job.chapter.id,
+                    job.hash,
+                    status,
+                    str(job.notebook) if job.notebook else None,
+                    gb.now_utc(),
+                    seconds,
+                    report,
+                    gb.possible_points(report, require_gpu, cuda=host_has_cuda()),
+                )
+            )
+            write_student_files(book, out, job.student, chapter_ids, require_gpu)
+
+        bar = tqdm(
+            total=len(todo),
+            unit="notebook",
+            desc="grading",
+            file=stderr,
+            disable=None if progress is None else not progress,
+            dynamic_ncols=True,
+        )
+        kernels = [j for j in todo if j.notebook is not None]
+        for job in todo:  # nothing to run: recorded at once
+            if job.notebook is None:
+                message = job.problem or (
+                    f"notebook missing: expected {job.student}/{chapter_folder(job.chapter)}.ipynb"
+                )
+                store(job, error_report(job.chapter, seed, message), 0.0, gb.MISSING)
+                bar.update()
+        workers = max(1, workers or os.cpu_count() or 1)
+        grade_fn = grade_fn or (default_grade_fn() if kernels else None)
+        grade_fn, kernels_ahead = with_kernel_pool(grade_fn, workers, len(kernels))
+        with kernels_ahead, ThreadPoolExecutor(workers, thread_name_prefix="grade") as pool:
+            pending = {pool.submit(_run_one, grade_fn, job, options): job for job in kernels}
+
+            def collect(futures):
+                """Store every finished grade; then re-raise the first interruption, if any."""
+                interruption = None
+                for future in futures:
+                    job = pending.pop(future)
+                    try:
+                        report, seconds, failure = future.result()
+                    except BaseException as exc:  # noqa: BLE001 -- e.g. Ctrl-C in a worker
+                        interruption = interruption or exc
+                        continue
+                    if failure:
+                        failures.append(failure)
+                        print(f"grader error: {failure}", file=stderr)
+                    store(job, report, seconds, gb.GRADER_ERROR if failure else gb.GRADED)
+                    bar.update()
+                if interruption is not None:
+                    raise interruption
+
+            try:
+                while pending:
+                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
+            except BaseException:
+                # Interrupted: nothing new starts; whatever finished meanwhile is still stored.
+                for future in list(pending):
+                    future.cancel()
+                finished = [f for f in pending if f.done() and not f.cancelled()]
+                try:
+                    collect(finished)
+                except BaseException:  # noqa: BLE001 -- the first interruption is re-raised
+                    pass
+                raise
+        bar.close()
+
+        by_student = {
+            s: write_student_files(book, out, s, chapter_ids, require_gpu) for s in students
+        }
+        book.export_csv(out / "grades.csv", students, graded_chapters)
+        book.close()
+        lines = reports.summary_lines(
+            by_student, graded_chapters, graded=len(todo), skipped=skipped, out=out
+        )
+        print("\n".join(lines), file=stdout)
+        if failures:
+            print(
+                f"error: the grader failed on {len(failures)} notebook(s); their rows say so "
+                "and a re-run grades them again:",
+                file=stderr,
+            )
+            for failure in failures:
+                print(f"  {failure}", file=stderr)
+            return 1
+        return 0
+    finally:
+        lock.close()
+
+
+def cmd_grade(args, grade_fn=None):
+    return grade_class(
+        args.submissions,
+        args.out,
+        workers=args.workers,
+        timeout=args.timeout,
+        force=args.force,
+        require_gpu=args.require_gpu,
+        seed=args.seed,
+        grade_fn=grade_fn,
+    )
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description="Descent's autograder: list chapters, solve notebooks, check or grade them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="one line per exercise notebook: chapter id, path, points")
+
+    p = sub.add_parser("solve", help="fill every exercise of a notebook from the reference")
+    p.add_argument("notebook", help="an exercise notebook, e.g. book/ch01_descent/exercises.ipynb")
+    p.add_argument("--out", required=True, help="where to write the solved notebook")
+    p.add_argument("--chapter", help="chapter id (default: from the notebook's name)")
+
+    def grading_options(p):
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=None,
+            metavar="S",
+            help="seconds allowed per cell and per call into the notebook",
+        )
+        p.add_argument(
+            "--seed",
+            type=int,
+            default=0,
+            metavar="N",
+            help="seed of the random test inputs (recorded in every report)",
+        )
+        p.add_argument(
+            "--require-gpu",
+            action="store_true",
+            help="count GPU questions even where CUDA is absent (they score 0)",
+        )
+
+    p = sub.add_parser("check", help="the public checks on one notebook, in the sandbox")
+    p.add_argument("notebook")
+    p.add_argument("--chapter", help="chapter id (default: from the notebook's name)")
+    grading_options(p)
+
+    p = sub.add_parser("grade", help="grade a class: one folder per student in SUBMISSIONS")
+    p.add_argument("submissions", type=Path, metavar="SUBMISSIONS")
+    p.add_argument("--out", type=Path, required=True, metavar="RESULTS")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="notebooks graded at once (default: the number of cores)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="grade again submissions already graded with the same content",
+    )
+    grading_options(p)
+    return parser
+
+
+COMMANDS = {"list": cmd_list, "solve": cmd_solve, "check": cmd_check, "grade": cmd_grade}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GraderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "interrupted: every notebook graded so far is in the gradebook; run the same "
+            "command again to finish",
+            file=sys.stderr,
+        )
+        return 130
