@@ -306,10 +306,12 @@ def with_kernel_pool(grade_fn, workers, total):
     Each kernel grades one notebook and is closed after it. The pool stops starting
     replacements once every remaining notebook has a kernel, so no kernel starts for nothing.
     """
+    size = min(workers, total)
+    if grade_fn is None or size < 1:
+        return grade_fn, contextlib.nullcontext()
     from autograder import grading
 
-    size = min(workers, total)
-    if grade_fn is not grading.grade_notebook or size < 1:
+    if grade_fn is not grading.grade_notebook:
         return grade_fn, contextlib.nullcontext()
     from autograder.kernel_target import KernelPool
 

@@ -1,0 +1,163 @@
+"""Are the per-student reports faithful (Gradescope's schema), safe (escaped) and honest about
+isolation?"""
+
+import json
+import re
+from html.parser import HTMLParser
+
+from autograder import gradebook as gb
+from autograder import reports, spec
+from autograder.runner import QuestionResult, Report
+from autograder.spec import Chapter
+
+CH = Chapter("fake", number=9, notebook="book/ch09_fake/exercises.ipynb")
+CH.question("a", points=2, functions=["a"], hint="Use <b>both</b> sides & divide.", title="9.1 A")
+CH.question("g", points=3, functions=["g"], hint="hint g", gpu=True)
+HOSTILE = "</pre><script>alert(document.cookie)</script><img src=x onerror=alert(1)>"
+ON = "isolation on: bubblewrap sandbox, memory and process limits by cgroup"
+OFF = "ISOLATION OFF: no bubblewrap: student code could read the grader's files and network"
+
+
+def record(outcome_a, message="", isolation=ON, cells=(), error=""):
+    results = [
+        QuestionResult(
+            "a",
+            "9.1 A",
+            2,
+            2 if outcome_a == spec.PASSED else 0,
+            outcome_a,
+            message,
+            CH.questions[0].hint,
+            False,
+            1,
+        ),
+        QuestionResult("g", "g", 3, 0, spec.NOT_RUN_GPU, "not run: no GPU", "hint g", True, 0),
+    ]
+    environment = {
+        "python": "3.11.9",
+        "numpy": "2.1",
+        "torch": "2.13.0",
+        "gpu": None,
+        "isolation": isolation,
+        "seed": 5,
+    }
+    report = Report("fake", 5, results, environment)
+    report.isolation, report.cells, report.error = isolation, list(cells), error
+    return gb.Record(
+        "ann",
+        "fake",
+        "h",
+        gb.GRADED,
+        "ann/ch09_fake.ipynb",
+        "2026-01-01T00:00:00Z",
+        2.6,
+        report,
+        gb.possible_points(report, require_gpu=False),
+    )
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_feedback_html_escapes_student_text():
+    """Does a hostile error message come out as inert text: no script, no handler, no new tag?"""
+    page = reports.feedback_html(
+        "ann",
+        [
+            record(
+                spec.ERROR,
+                HOSTILE,
+                cells=[
+                    {
+                        "index": 3,
+                        "status": "error",
+                        "message": HOSTILE,
+                        "seconds": 0.1,
+                        "defines": [],
+                    }
+                ],
+            )
+        ],
+    )
+    parser = Tags()
+    parser.feed(page)
+    tags = {tag for tag, _ in parser.tags}
+    assert "script" not in tags and "img" not in tags
+    assert not any(k.startswith("on") for _, attrs in parser.tags for k in attrs)
+    assert page.count(html_escaped(HOSTILE)) == 2  # the question's message and the cell's
+    assert "Use &lt;b&gt;both&lt;/b&gt; sides &amp; divide." in page
+
+
+def html_escaped(text):
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_feedback_html_is_self_contained():
+    """Does the page load nothing from anywhere (no src/href to other files, a strict CSP)?"""
+    page = reports.feedback_html("ann", [record(spec.PASSED)])
+    parser = Tags()
+    parser.feed(page)
+    assert not [a for _, attrs in parser.tags for k, a in attrs.items() if k in ("src", "href")]
+    assert "default-src 'none'" in page
+
+
+def test_isolation_off_is_the_first_line_of_every_report():
+    """When the sandbox was off, do results.json's output and feedback.html begin by saying so,
+    and say nothing when it was on?"""
+    off, on = [record(spec.PASSED, isolation=OFF)], [record(spec.PASSED)]
+    assert reports.results_json("ann", off)["output"].startswith("WARNING: isolation was OFF")
+    assert reports.feedback_html("ann", off).startswith("<!-- WARNING: isolation was OFF")
+    body = reports.feedback_html("ann", off).split("<body>", 1)[1]
+    assert re.match(r"\s*<p class='warning'><b>WARNING: isolation was OFF", body)
+    assert "OFF" not in reports.results_json("ann", on)["output"]
+    assert "isolation was OFF" not in reports.feedback_html("ann", on)
+    assert reports.results_json("ann", off)["extra_data"]["isolation"]["isolated"] is False
+    assert reports.results_json("ann", on)["extra_data"]["isolation"]["isolated"] is True
+
+
+def test_results_json_schema_and_gpu_exclusion():
+    """Are the Gradescope keys present with the right types, and is an unrun GPU question worth
+    0 (or its points with --require-gpu)?"""
+    data = json.loads(reports.results_json_text("ann", [record(spec.FAILED, "off by 2")]))
+    assert isinstance(data["score"], float) and data["score"] == 0.0
+    assert data["execution_time"] == 3
+    a, g = data["tests"]
+    assert a["name"] == "fake.a: 9.1 A" and a["status"] == "failed" and a["max_score"] == 2.0
+    assert a["output"].splitlines() == [
+        "failed",
+        "off by 2",
+        "hint: Use <b>both</b> sides & divide.",
+    ]
+    assert g["max_score"] == 0.0 and g["extra_data"]["counted"] is False
+    assert g["extra_data"]["outcome"] == spec.NOT_RUN_GPU
+    extra = data["extra_data"]
+    assert extra["seed"] == 5 and extra["gpu"] is None
+    assert extra["versions"]["torch"] == "2.13.0"
+    assert extra["outcomes"] == {"fake.a": spec.FAILED, "fake.g": spec.NOT_RUN_GPU}
+    assert extra["chapters"]["fake"]["hash"] == "h"
+    strict = reports.results_json("ann", [record(spec.PASSED)], require_gpu=True)
+    assert strict["tests"][1]["max_score"] == 3.0
+
+
+def test_passed_questions_show_no_hint():
+    """Is a passed question's output just 'passed' (hints are for what went wrong)?"""
+    data = reports.results_json("ann", [record(spec.PASSED)])
+    assert data["tests"][0]["output"] == "passed" and data["tests"][0]["status"] == "passed"
+    assert data["score"] == 2.0
+
+
+def test_isolation_off_detection():
+    """Are the sandbox's own isolation lines read correctly (on, off, absent)?"""
+    assert reports.isolation_off({"isolation": ON}) is None
+    assert reports.isolation_off({"isolation": OFF}) == OFF
+    assert reports.isolation_off({"isolated": False, "isolation": OFF}) == OFF
+    assert reports.isolation_off({"kernel": False}) is None  # nothing ran
+    assert reports.isolation_off({"python": "3.11"}) == "not recorded"
