@@ -34,6 +34,7 @@ class Limits:
     memory_bytes: int = 2 * 2**30  # a kernel with torch needs about 1.5 GB resident
     pids: int = 256  # processes and threads together (torch starts a few threads per core)
     cpu_seconds: int = 1800  # CPU time of the kernel process, all cells together
+    cpus: float = 1.0  # CPU share (cgroup quota): one core per kernel, as with one worker per core
     file_bytes: int = 512 * 2**20  # largest file the kernel may write
     output_bytes: int = 64 * 2**10  # printed output kept per cell; the rest is discarded
     cell_timeout: float = 120.0  # wall time per notebook cell
@@ -63,14 +64,17 @@ def _system_mounts():
 
 
 class Cgroup:
-    """A cgroup v1 pair (memory + pids) for one kernel; the kernel joins it before exec."""
+    """A cgroup v1 set (memory, pids, cpu) for one kernel; the kernel joins it before exec."""
 
     def __init__(self, limits, name=None):
         self.name = name or f"descent-{os.getpid()}-{uuid.uuid4().hex[:10]}"
         self.dirs = {}
-        for controller in ("memory", "pids"):
+        for controller in ("memory", "pids", "cpu"):
             base = _own_cgroup(controller)
             if base is None:
+                if controller == "cpu":  # optional: a CPU cap is a courtesy to other kernels
+                    continue
+                self.remove()
                 raise OSError(f"cgroup controller {controller} is not writable")
             path = base / self.name
             path.mkdir()
@@ -83,6 +87,12 @@ class Cgroup:
             except OSError:
                 pass
         _write(self.dirs["pids"] / "pids.max", limits.pids)
+        if "cpu" in self.dirs and limits.cpus:
+            try:
+                period = int((self.dirs["cpu"] / "cpu.cfs_period_us").read_text())
+                _write(self.dirs["cpu"] / "cpu.cfs_quota_us", int(period * limits.cpus))
+            except (OSError, ValueError):
+                pass
         self._oom_at_start = self.oom_kills()
 
     def join_paths(self):
@@ -114,6 +124,8 @@ class Cgroup:
         return usage >= fraction * limit
 
     def pids(self):
+        if "pids" not in self.dirs:
+            return []
         try:
             return [int(p) for p in (self.dirs["pids"] / "cgroup.procs").read_text().split()]
         except (OSError, ValueError):
@@ -167,6 +179,28 @@ def _own_cgroup(controller):
     return None
 
 
+def remove_stale_cgroups():
+    """Remove groups left by a grader process that no longer runs (killed mid-grading)."""
+    for controller in ("memory", "pids", "cpu"):
+        base = _own_cgroup(controller)
+        if base is None:
+            continue
+        for path in base.glob("descent-*-*"):
+            try:
+                owner = int(path.name.split("-")[1])
+                os.kill(owner, 0)
+                continue  # its grader is still running
+            except ProcessLookupError:
+                pass
+            except (ValueError, PermissionError):
+                continue
+            stale = Cgroup.__new__(Cgroup)
+            stale.dirs = {controller: path}
+            if controller == "pids":
+                stale.kill_all()
+            stale.remove()
+
+
 @functools.cache
 def cgroups_available():
     try:
@@ -194,6 +228,11 @@ def bwrap_available():
     return done.returncode == 0
 
 
+@functools.cache
+def _remove_stale_once():
+    remove_stale_cgroups()
+
+
 class Sandbox:
     """How kernels are wrapped and limited. ``Sandbox.detect()`` uses whatever works here."""
 
@@ -205,7 +244,10 @@ class Sandbox:
     @classmethod
     def detect(cls, limits=None):
         exe = shutil.which("bwrap") if bwrap_available() else None
-        return cls(bwrap=exe, cgroups=cgroups_available(), limits=limits)
+        cgroups = cgroups_available()
+        if cgroups:
+            _remove_stale_once()
+        return cls(bwrap=exe, cgroups=cgroups, limits=limits)
 
     @classmethod
     def off(cls, limits=None):
