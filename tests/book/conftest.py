@@ -1,6 +1,7 @@
 """Shared fixtures for the book tests: the toc's pages and one strict build per test session."""
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ class Build:
     log: str
     html: Path
 
+    def problems(self):
+        """The build log's warnings and errors (ANSI colours removed), then its last lines."""
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", self.log)
+        lines = plain.splitlines()
+        flagged = [ln for ln in lines if re.search(r"WARNING|ERROR|Error|Traceback", ln)]
+        return "\n".join(flagged[:60] + ["...", *lines[-25:]])
+
     def page(self, docname):
         return self.html / f"{docname}.html"
 
@@ -58,4 +66,7 @@ def book_build():
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(OUTPUT), str(BOOK)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    return Build(proc.returncode, proc.stdout + proc.stderr, OUTPUT / "_build" / "html")
+    log = proc.stdout + proc.stderr
+    (OUTPUT / "_build").mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "_build" / "build.log").write_text(log)
+    return Build(proc.returncode, log, OUTPUT / "_build" / "html")

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 def test_build_is_strict_and_succeeds(book_build):
     """Does `jupyter-book build -W -n --keep-going` finish with no warning and no failing cell?"""
-    assert book_build.returncode == 0, "book build failed:\n" + book_build.log[-6000:]
+    assert book_build.returncode == 0, "book build failed:\n" + book_build.problems()
 
 
 def test_toc_page_has_html(book_build, toc_docname):
