@@ -208,8 +208,17 @@ def student_notebooks(folder, chapters, warn):
 
 def plan(submissions, chapters, warn):
     """Every (student, chapter) to account for: chapters submitted by anyone, for every student."""
-    students = find_students(submissions, warn)
-    notebooks = {s: student_notebooks(submissions / s, chapters, warn) for s in students}
+    try:
+        students = find_students(submissions, warn)
+    except OSError as exc:
+        raise GraderError(f"cannot read SUBMISSIONS folder {submissions}: {exc.strerror}") from None
+    notebooks = {}
+    for student in students:
+        try:
+            notebooks[student] = student_notebooks(submissions / student, chapters, warn)
+        except OSError as exc:
+            warn(f"cannot read {student}'s folder ({exc.strerror}): their notebooks are missing")
+            notebooks[student] = {}
     used = {cid for nbs in notebooks.values() for cid in nbs}
     graded_chapters = [c for c in chapters if c.id in used]
     jobs = []
@@ -411,6 +420,7 @@ def grade_class(
                     seconds,
                     report,
                     gb.possible_points(report, require_gpu, cuda=host_has_cuda()),
+                    gb.uncounted_questions(report, require_gpu, cuda=host_has_cuda()),
                 )
             )
             write_student_files(book, out, job.student, chapter_ids, require_gpu)
@@ -437,7 +447,7 @@ def grade_class(
         with kernels_ahead, ThreadPoolExecutor(workers, thread_name_prefix="grade") as pool:
             pending = {pool.submit(_run_one, grade_fn, job, options): job for job in kernels}
 
-            def collect(futures):
+            def collect(futures, reraise=True):
                 """Store every finished grade; then re-raise the first interruption, if any."""
                 interruption = None
                 for future in futures:
@@ -452,21 +462,28 @@ def grade_class(
                         print(f"grader error: {failure}", file=stderr)
                     store(job, report, seconds, gb.GRADER_ERROR if failure else gb.GRADED)
                     bar.update()
-                if interruption is not None:
+                if interruption is not None and reraise:
                     raise interruption
 
             try:
                 while pending:
                     collect(wait(pending, return_when=FIRST_COMPLETED).done)
             except BaseException:
-                # Interrupted: nothing new starts; whatever finished meanwhile is still stored.
+                # Interrupted: nothing new starts; notebooks being graded are finished and
+                # stored (a second Ctrl-C abandons them); what is stored stays.
                 for future in list(pending):
-                    future.cancel()
-                finished = [f for f in pending if f.done() and not f.cancelled()]
-                try:
-                    collect(finished)
-                except BaseException:  # noqa: BLE001 -- the first interruption is re-raised
-                    pass
+                    if future.cancel():
+                        del pending[future]
+                if pending:
+                    print(
+                        f"interrupted: finishing the {len(pending)} notebook(s) being graded "
+                        "(Ctrl-C again to abandon them)",
+                        file=stderr,
+                    )
+                    try:
+                        collect(wait(pending).done, reraise=False)
+                    except KeyboardInterrupt:
+                        pass
                 raise
         bar.close()
 

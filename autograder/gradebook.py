@@ -20,7 +20,7 @@ from autograder import spec
 from autograder.runner import QuestionResult, Report
 
 PACKAGE = Path(__file__).resolve().parent
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # Files that only format or store results: changing them must not force a re-grade.
 NOT_GRADING_CODE = {"__main__.py", "cli.py", "gradebook.py", "reports.py", "check.py"}
 
@@ -119,6 +119,7 @@ class Record:
     seconds: float
     report: Report
     possible: float
+    uncounted: tuple = ()  # question ids left out of ``possible`` (GPU questions, no GPU)
 
     @property
     def score(self):
@@ -185,7 +186,11 @@ class Gradebook:
                     r.score,
                     record.possible,
                     json.dumps(r.environment, sort_keys=True, default=str),
-                    json.dumps(report_details(r), sort_keys=True, default=str),
+                    json.dumps(
+                        {**report_details(r), "uncounted": list(record.uncounted)},
+                        sort_keys=True,
+                        default=str,
+                    ),
                 ),
             )
             self.conn.executemany(
@@ -243,11 +248,24 @@ class Gradebook:
                 )
             ]
             report = Report(chapter, seed, results, json.loads(environment))
-            for key, value in json.loads(details).items():
+            details = json.loads(details)
+            for key, value in details.items():
                 if key in REPORT_DETAILS:
                     setattr(report, key, value)
+            uncounted = tuple(details.get("uncounted", ()))
             out.append(
-                Record(student_, chapter, hash_, status, nb, graded_at, seconds, report, possible)
+                Record(
+                    student_,
+                    chapter,
+                    hash_,
+                    status,
+                    nb,
+                    graded_at,
+                    seconds,
+                    report,
+                    possible,
+                    uncounted,
+                )
             )
         return out
 
@@ -315,17 +333,24 @@ def write_atomic(path, data):
         raise
 
 
-def possible_points(report, require_gpu, cuda=True):
-    """Points on offer: GPU questions count only where they could run, or with ``--require-gpu``.
+def uncounted_questions(report, require_gpu, cuda=True):
+    """Questions left out of ``possible``: GPU questions that could not run, unless
+    ``--require-gpu``.
 
     ``cuda`` False (no GPU on this machine) also leaves out GPU questions that never reached a
     kernel (a malformed notebook), so that ``possible`` is the same for the whole class.
     """
-    return sum(
-        r.points
-        for r in report.results
-        if require_gpu or not (r.outcome == spec.NOT_RUN_GPU or (r.gpu and not cuda))
+    if require_gpu:
+        return ()
+    return tuple(
+        r.id for r in report.results if r.outcome == spec.NOT_RUN_GPU or (r.gpu and not cuda)
     )
+
+
+def possible_points(report, require_gpu, cuda=True):
+    """Points on offer (see :func:`uncounted_questions`)."""
+    left_out = uncounted_questions(report, require_gpu, cuda)
+    return sum(r.points for r in report.results if r.id not in left_out)
 
 
 # Fields of runner.Report beyond chapter/seed/results/environment, kept in ``details``.

@@ -63,8 +63,9 @@ def test_name(record, result):
     return f"{record.chapter}.{result.id}" + (f": {title}" if title else "")
 
 
-def counted(result, require_gpu):
-    return require_gpu or result.outcome != spec.NOT_RUN_GPU
+def counted(record, result):
+    """Whether ``result`` counts towards ``possible`` (decided when it was graded)."""
+    return result.id not in record.uncounted
 
 
 def outcome_text(result):
@@ -109,7 +110,7 @@ def results_json(student, records, require_gpu=False):
     tests = []
     for rec in records:
         for result in rec.report.results:
-            use = counted(result, require_gpu)
+            use = counted(rec, result)
             tests.append(
                 {
                     "name": test_name(rec, result),
@@ -210,7 +211,7 @@ def feedback_html(student, records, require_gpu=False):
         rows = []
         for r in rec.report.results:
             color = COLORS.get(r.outcome, "#cf222e")
-            note = "" if counted(r, require_gpu) else " (not counted)"
+            note = "" if counted(rec, r) else " (not counted)"
             detail = ""
             if r.message and r.outcome != spec.PASSED:
                 detail += f"<pre>{_e(r.message)}</pre>"

@@ -561,3 +561,23 @@ def test_real_list_and_check(real_class):
     checked = run_cli("check", str(sub / "solved" / "ch01_descent.ipynb"))
     assert checked.returncode == 0, checked.stderr
     assert "Public checks for chapter 'descent'" in checked.stdout
+
+
+def test_solve_fills_every_exercise_from_the_reference(tmp_path):
+    """Does `solve` write the chapter 1 notebook with no stub left, inferring the chapter from
+    either name, and refuse a name it cannot place?"""
+    from autograder import notebook
+    from autograder.questions import get_chapter
+
+    book_nb = REPO / get_chapter("descent").notebook
+    copy = tmp_path / "ch01_descent.ipynb"
+    copy.write_bytes(book_nb.read_bytes())
+    for source, args in [(book_nb, []), (copy, []), (copy, ["--chapter", "descent"])]:
+        out = tmp_path / "out" / "solved.ipynb"
+        assert cli.main(["solve", str(source), "--out", str(out), *args]) == 0
+        nb = nbformat.read(out, as_version=4)
+        exercises = [c for c in nb.cells if notebook.is_exercise(c)]
+        assert exercises and not any("NotImplementedError" in c.source for c in exercises)
+    odd = tmp_path / "homework.ipynb"
+    odd.write_bytes(book_nb.read_bytes())
+    assert cli.main(["solve", str(odd), "--out", str(tmp_path / "x.ipynb")]) == 1

@@ -48,6 +48,7 @@ def record(student, outcomes, hash_="h1", status=gb.GRADED):
         1.5,
         r,
         gb.possible_points(r, require_gpu=False, cuda=False),
+        gb.uncounted_questions(r, require_gpu=False, cuda=False),
     )
 
 
@@ -66,6 +67,7 @@ def test_records_round_trip(tmp_path):
     assert got.possible == 3 and got.score == 2
     assert got.report.environment["python"] == "3.11"
     assert got.hash == "h1" and got.seconds == 1.5
+    assert got.uncounted == ("g",)
 
 
 def test_regrade_replaces_and_a_failed_write_changes_nothing(tmp_path):
@@ -122,6 +124,7 @@ def test_possible_leaves_out_gpu_questions_only_without_require_gpu():
     assert gb.possible_points(r, require_gpu=False) == 3
     assert gb.possible_points(r, require_gpu=True) == 6
     never_ran = report([spec.ERROR, spec.ERROR, spec.ERROR])  # e.g. a malformed notebook
+    assert gb.uncounted_questions(never_ran, require_gpu=False, cuda=False) == ("g",)
     assert gb.possible_points(never_ran, require_gpu=False, cuda=False) == 3
     assert gb.possible_points(never_ran, require_gpu=False, cuda=True) == 6
 

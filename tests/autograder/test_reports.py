@@ -18,7 +18,7 @@ ON = "isolation on: bubblewrap sandbox, memory and process limits by cgroup"
 OFF = "ISOLATION OFF: no bubblewrap: student code could read the grader's files and network"
 
 
-def record(outcome_a, message="", isolation=ON, cells=(), error=""):
+def record(outcome_a, message="", isolation=ON, cells=(), error="", require_gpu=False):
     results = [
         QuestionResult(
             "a",
@@ -52,7 +52,8 @@ def record(outcome_a, message="", isolation=ON, cells=(), error=""):
         "2026-01-01T00:00:00Z",
         2.6,
         report,
-        gb.possible_points(report, require_gpu=False),
+        gb.possible_points(report, require_gpu),
+        gb.uncounted_questions(report, require_gpu),
     )
 
 
@@ -143,7 +144,7 @@ def test_results_json_schema_and_gpu_exclusion():
     assert extra["versions"]["torch"] == "2.13.0"
     assert extra["outcomes"] == {"fake.a": spec.FAILED, "fake.g": spec.NOT_RUN_GPU}
     assert extra["chapters"]["fake"]["hash"] == "h"
-    strict = reports.results_json("ann", [record(spec.PASSED)], require_gpu=True)
+    strict = reports.results_json("ann", [record(spec.PASSED, require_gpu=True)])
     assert strict["tests"][1]["max_score"] == 3.0
 
 
