@@ -12,7 +12,8 @@ def random_spd(rng, d, cond=10.0):
     """A random symmetric positive definite (d, d) matrix with condition number ``cond``."""
     Q, _ = np.linalg.qr(rng.normal(size=(d, d)))
     eigenvalues = np.logspace(0.0, np.log10(cond), d) if d > 1 else np.array([cond])
-    return (Q * eigenvalues) @ Q.T
+    H = (Q * eigenvalues) @ Q.T
+    return (H + H.T) / 2  # exactly symmetric, so a strict symmetry test is fair too
 
 
 def random_mlp(rng, n, d, h, k, scale=1.0):
