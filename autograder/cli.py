@@ -355,6 +355,129 @@ def _run_one(grade_fn, job, options):
     return report, time.perf_counter() - start, failure
 
 
+class ClassRun:
+    """One grading run's state: the gradebook, the options, and what happened so far."""
+
+    def __init__(self, book, out, *, seed, timeout, require_gpu, stderr):
+        self.book, self.out, self.stderr = book, out, stderr
+        self.seed, self.require_gpu = seed, require_gpu
+        self.options = {
+            "seed": seed,
+            "hidden": True,
+            "timeout": timeout,
+            "require_gpu": require_gpu,
+        }
+        self.chapter_ids = set()
+        self.failures = []  # the grader's own failures (exit status 1)
+        self.bar = None
+
+    def stale(self, jobs, chapters, force):
+        """The jobs to grade: those whose content hash is not already in the gradebook."""
+        self.chapter_ids = {c.id for c in chapters}
+        versions = {c.id: gb.grading_code_version(c.id) for c in chapters}
+        todo = []
+        for job in jobs:
+            settings = {**self.options, "problem": job.problem}
+            job.hash = gb.submission_hash(job.notebook, versions[job.chapter.id], settings)
+            if force or self.book.hash_of(job.student, job.chapter.id) != job.hash:
+                todo.append(job)
+        return todo
+
+    def store(self, job, report, seconds, status):
+        """Record one (student, chapter) in one transaction, then rewrite that student's files."""
+        cuda = host_has_cuda()
+        self.book.record(
+            gb.Record(
+                job.student,
+                job.chapter.id,
+                job.hash,
+                status,
+                str(job.notebook) if job.notebook else None,
+                gb.now_utc(),
+                seconds,
+                report,
+                gb.possible_points(report, self.require_gpu, cuda),
+                gb.uncounted_questions(report, self.require_gpu, cuda),
+            )
+        )
+        write_student_files(self.book, self.out, job.student, self.chapter_ids, self.require_gpu)
+        self.bar.update()
+
+    def record_unrunnable(self, jobs):
+        """Missing (or unusable) notebooks: error rows at once, no kernel."""
+        for job in jobs:
+            message = job.problem or (
+                f"notebook missing: expected {job.student}/{chapter_folder(job.chapter)}.ipynb"
+            )
+            self.store(job, error_report(job.chapter, self.seed, message), 0.0, gb.MISSING)
+
+    def grade_in_kernels(self, jobs, grade_fn, workers):
+        """Grade ``jobs`` on ``workers`` threads, storing each one as soon as it is done."""
+        grade_fn = grade_fn or default_grade_fn()
+        grade_fn, kernels_ahead = with_kernel_pool(grade_fn, workers, len(jobs))
+        with kernels_ahead, ThreadPoolExecutor(workers, thread_name_prefix="grade") as pool:
+            pending = {pool.submit(_run_one, grade_fn, job, self.options): job for job in jobs}
+            try:
+                while pending:
+                    self.collect(pending, wait(pending, return_when=FIRST_COMPLETED).done)
+            except BaseException:
+                # Interrupted: nothing new starts; notebooks being graded are finished and
+                # stored (a second Ctrl-C abandons them); what is stored stays.
+                for future in list(pending):
+                    if future.cancel():
+                        del pending[future]
+                if pending:
+                    print(
+                        f"interrupted: finishing the {len(pending)} notebook(s) being graded "
+                        "(Ctrl-C again to abandon them)",
+                        file=self.stderr,
+                    )
+                    try:
+                        self.collect(pending, wait(pending).done, reraise=False)
+                    except KeyboardInterrupt:
+                        pass
+                raise
+
+    def collect(self, pending, futures, reraise=True):
+        """Store every finished grade; then re-raise the first interruption, if any."""
+        interruption = None
+        for future in futures:
+            job = pending.pop(future)
+            try:
+                report, seconds, failure = future.result()
+            except BaseException as exc:  # noqa: BLE001 -- e.g. Ctrl-C in a worker
+                interruption = interruption or exc
+                continue
+            if failure:
+                self.failures.append(failure)
+                print(f"grader error: {failure}", file=self.stderr)
+            self.store(job, report, seconds, gb.GRADER_ERROR if failure else gb.GRADED)
+        if interruption is not None and reraise:
+            raise interruption
+
+    def finish(self, students, chapters, graded, skipped, stdout):
+        """Every student's files, grades.csv, the summary; the exit status."""
+        by_student = {
+            s: write_student_files(self.book, self.out, s, self.chapter_ids, self.require_gpu)
+            for s in students
+        }
+        self.book.export_csv(self.out / "grades.csv", students, chapters)
+        lines = reports.summary_lines(
+            by_student, chapters, graded=graded, skipped=skipped, out=self.out
+        )
+        print("\n".join(lines), file=stdout)
+        if not self.failures:
+            return 0
+        print(
+            f"error: the grader failed on {len(self.failures)} notebook(s); their rows say so "
+            "and a re-run grades them again:",
+            file=self.stderr,
+        )
+        for failure in self.failures:
+            print(f"  {failure}", file=self.stderr)
+        return 1
+
+
 def grade_class(
     submissions,
     out,
@@ -369,145 +492,50 @@ def grade_class(
     stdout=None,
     stderr=None,
 ):
-    """Grade every submission in ``submissions`` into ``out``; returns the exit status."""
+    """Grade every submission in ``submissions`` into ``out``; returns the exit status.
+
+    The pipeline, in order: check the folders and lock RESULTS -> find every (student, chapter)
+    -> drop those whose content hash is already graded -> record missing notebooks -> grade the
+    rest in sandboxed kernels, each stored the moment it is done -> per-student files, the CSV
+    and the summary (all exported from the gradebook, so they agree with it).
+    """
     from tqdm import tqdm
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     submissions, out = Path(submissions), Path(out)
     check_output_dir(submissions, out)
-    lock = lock_results(out)
-    remove_stale_temporaries(out)
-    warnings = []
 
     def warn(message):
-        warnings.append(message)
         print(f"warning: {message}", file=stderr)
 
-    try:
+    with lock_results(out), gb.Gradebook(out / "gradebook.sqlite") as book:
+        remove_stale_temporaries(out)
         chapters = known_chapters()
         students, graded_chapters, jobs = plan(submissions, chapters, warn)
         if not students:
             warn(f"no student folders in {submissions}")
         elif not graded_chapters:
-            warn(
-                f"no chapter notebooks found in {submissions} (expected names like "
-                f"{', '.join(chapter_folder(c) + '.ipynb' for c in chapters)})"
-            )
-        settings = {"seed": seed, "timeout": timeout, "require_gpu": require_gpu, "hidden": True}
-        versions = {c.id: gb.grading_code_version(c.id) for c in graded_chapters}
-        book = gb.Gradebook(out / "gradebook.sqlite")
-        todo = []
-        for job in jobs:
-            job.hash = gb.submission_hash(
-                job.notebook, versions[job.chapter.id], {**settings, "problem": job.problem}
-            )
-            if force or book.hash_of(job.student, job.chapter.id) != job.hash:
-                todo.append(job)
-        skipped = len(jobs) - len(todo)
-        chapter_ids = {c.id for c in graded_chapters}
-        options = {"seed": seed, "hidden": True, "timeout": timeout, "require_gpu": require_gpu}
-        failures = []
-
-        def store(job, report, seconds, status):
-            book.record(
-                gb.Record(
-                    job.student,
-                    job.chapter.id,
-                    job.hash,
-                    status,
-                    str(job.notebook) if job.notebook else None,
-                    gb.now_utc(),
-                    seconds,
-                    report,
-                    gb.possible_points(report, require_gpu, cuda=host_has_cuda()),
-                    gb.uncounted_questions(report, require_gpu, cuda=host_has_cuda()),
-                )
-            )
-            write_student_files(book, out, job.student, chapter_ids, require_gpu)
-
-        bar = tqdm(
+            names = ", ".join(chapter_folder(c) + ".ipynb" for c in chapters)
+            warn(f"no chapter notebooks found in {submissions} (expected names like {names})")
+        run = ClassRun(
+            book, out, seed=seed, timeout=timeout, require_gpu=require_gpu, stderr=stderr
+        )
+        todo = run.stale(jobs, graded_chapters, force)
+        disable = None if progress is None else not progress
+        with tqdm(
             total=len(todo),
             unit="notebook",
             desc="grading",
             file=stderr,
-            disable=None if progress is None else not progress,
+            disable=disable,
             dynamic_ncols=True,
-        )
-        kernels = [j for j in todo if j.notebook is not None]
-        for job in todo:  # nothing to run: recorded at once
-            if job.notebook is None:
-                message = job.problem or (
-                    f"notebook missing: expected {job.student}/{chapter_folder(job.chapter)}.ipynb"
-                )
-                store(job, error_report(job.chapter, seed, message), 0.0, gb.MISSING)
-                bar.update()
-        workers = max(1, workers or os.cpu_count() or 1)
-        grade_fn = grade_fn or (default_grade_fn() if kernels else None)
-        grade_fn, kernels_ahead = with_kernel_pool(grade_fn, workers, len(kernels))
-        with kernels_ahead, ThreadPoolExecutor(workers, thread_name_prefix="grade") as pool:
-            pending = {pool.submit(_run_one, grade_fn, job, options): job for job in kernels}
-
-            def collect(futures, reraise=True):
-                """Store every finished grade; then re-raise the first interruption, if any."""
-                interruption = None
-                for future in futures:
-                    job = pending.pop(future)
-                    try:
-                        report, seconds, failure = future.result()
-                    except BaseException as exc:  # noqa: BLE001 -- e.g. Ctrl-C in a worker
-                        interruption = interruption or exc
-                        continue
-                    if failure:
-                        failures.append(failure)
-                        print(f"grader error: {failure}", file=stderr)
-                    store(job, report, seconds, gb.GRADER_ERROR if failure else gb.GRADED)
-                    bar.update()
-                if interruption is not None and reraise:
-                    raise interruption
-
-            try:
-                while pending:
-                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
-            except BaseException:
-                # Interrupted: nothing new starts; notebooks being graded are finished and
-                # stored (a second Ctrl-C abandons them); what is stored stays.
-                for future in list(pending):
-                    if future.cancel():
-                        del pending[future]
-                if pending:
-                    print(
-                        f"interrupted: finishing the {len(pending)} notebook(s) being graded "
-                        "(Ctrl-C again to abandon them)",
-                        file=stderr,
-                    )
-                    try:
-                        collect(wait(pending).done, reraise=False)
-                    except KeyboardInterrupt:
-                        pass
-                raise
-        bar.close()
-
-        by_student = {
-            s: write_student_files(book, out, s, chapter_ids, require_gpu) for s in students
-        }
-        book.export_csv(out / "grades.csv", students, graded_chapters)
-        book.close()
-        lines = reports.summary_lines(
-            by_student, graded_chapters, graded=len(todo), skipped=skipped, out=out
-        )
-        print("\n".join(lines), file=stdout)
-        if failures:
-            print(
-                f"error: the grader failed on {len(failures)} notebook(s); their rows say so "
-                "and a re-run grades them again:",
-                file=stderr,
-            )
-            for failure in failures:
-                print(f"  {failure}", file=stderr)
-            return 1
-        return 0
-    finally:
-        lock.close()
+        ) as run.bar:
+            run.record_unrunnable([j for j in todo if j.notebook is None])
+            in_kernels = [j for j in todo if j.notebook is not None]
+            if in_kernels:
+                workers = max(1, workers or os.cpu_count() or 1)
+                run.grade_in_kernels(in_kernels, grade_fn, workers)
+        return run.finish(students, graded_chapters, len(todo), len(jobs) - len(todo), stdout)
 
 
 def cmd_grade(args, grade_fn=None):
