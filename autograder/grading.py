@@ -258,7 +258,7 @@ def grade_notebook(
         return report
 
     limits = sandbox.limits
-    cell_timeout = min(timeout, limits.cell_timeout) if timeout else limits.cell_timeout
+    cell_timeout = timeout or limits.cell_timeout
     kernel = kernel or Kernel(sandbox).start()
     try:
         kernel.wait_ready()

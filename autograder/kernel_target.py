@@ -264,7 +264,7 @@ class Kernel:
     def _reply(self, shell, msg_id):
         """The execute_reply to ``msg_id`` if one is waiting (other replies are dropped)."""
         session = self.kc.session
-        while True:
+        for _ in range(1000):  # a kernel flooding the shell channel must not hold us here
             try:
                 frames = shell.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -279,11 +279,12 @@ class Kernel:
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
                 content = msg.get("content")
                 return content if isinstance(content, dict) else {}
+        return None
 
     def _drain(self, iopub, msg_id, output):
         """Read everything waiting on iopub; keep (capped) what our request printed."""
         session = self.kc.session
-        for _ in range(100_000):
+        for _ in range(10_000):  # then the caller checks its deadline
             try:
                 frames = iopub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

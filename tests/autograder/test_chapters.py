@@ -13,6 +13,7 @@ import pytest
 
 from autograder import spec
 from autograder.grading import grade_notebook
+from autograder.kernel_target import KernelPool
 from autograder.notebook import is_exercise, make_fixture, repo_path, solve
 from autograder.questions import all_chapters
 from tests.autograder.fixtures_support import declared_fixtures
@@ -46,18 +47,25 @@ def expected_full(chapter):
     }
 
 
-def grade(nb, chapter, folder, name):
+@pytest.fixture(scope="module")
+def pool():
+    """Kernels started ahead: the next one boots (and imports torch) while a test grades."""
+    with KernelPool(1) as kernels:
+        yield kernels
+
+
+def grade(pool, nb, chapter, folder, name):
     path = folder / name
     nbformat.write(nb, path)
-    return grade_notebook(path, chapter.id)
+    return grade_notebook(path, chapter.id, kernel=pool.take())
 
 
 @pytest.mark.parametrize("chapter_id", sorted(CHAPTERS))
-def test_solved_notebook_scores_full_marks(chapter_id, tmp_path):
+def test_solved_notebook_scores_full_marks(pool, chapter_id, tmp_path):
     """Does the reference-solved book notebook score every point it can here?"""
     chapter = CHAPTERS[chapter_id]
     nb = solve(nbformat.read(repo_path(chapter.notebook), as_version=4), chapter_id)
-    report = grade(nb, chapter, tmp_path, f"{chapter_id}-pass-solved.ipynb")
+    report = grade(pool, nb, chapter, tmp_path, f"{chapter_id}-pass-solved.ipynb")
     assert report.outcomes == expected_full(chapter), [
         (r.id, r.outcome, r.message) for r in report.results if r.outcome != spec.PASSED
     ]
@@ -66,11 +74,11 @@ def test_solved_notebook_scores_full_marks(chapter_id, tmp_path):
 
 
 @pytest.mark.parametrize("chapter_id", sorted(CHAPTERS))
-def test_blank_notebook_scores_zero(chapter_id, tmp_path):
+def test_blank_notebook_scores_zero(pool, chapter_id, tmp_path):
     """Does the untouched book notebook score 0, with a row for every question?"""
     chapter = CHAPTERS[chapter_id]
     nb = nbformat.read(repo_path(chapter.notebook), as_version=4)
-    report = grade(nb, chapter, tmp_path, f"{chapter_id}-fail-blank.ipynb")
+    report = grade(pool, nb, chapter, tmp_path, f"{chapter_id}-fail-blank.ipynb")
     assert [r.id for r in report.results] == [q.id for q in chapter.questions]
     assert report.score == 0
     assert spec.PASSED not in report.outcomes.values()
@@ -79,11 +87,11 @@ def test_blank_notebook_scores_zero(chapter_id, tmp_path):
 @pytest.mark.parametrize(
     "chapter_id, why, wrong", FIXTURES, ids=[f"{c}-fail-{w}" for c, w, _ in FIXTURES]
 )
-def test_wrong_implementation_fails_exactly_its_questions(chapter_id, why, wrong, tmp_path):
+def test_wrong_implementation_fails_exactly_its_questions(pool, chapter_id, why, wrong, tmp_path):
     """Does each declared wrong implementation fail its questions and pass all the others?"""
     chapter = CHAPTERS[chapter_id]
     nb = make_fixture(chapter_id, wrong.replace)
-    report = grade(nb, chapter, tmp_path, f"{chapter_id}-fail-{why}.ipynb")
+    report = grade(pool, nb, chapter, tmp_path, f"{chapter_id}-fail-{why}.ipynb")
     expected = expected_full(chapter)
     for qid in wrong.fails:
         assert report.outcomes[qid] not in (spec.PASSED, spec.NOT_RUN_GPU) or (

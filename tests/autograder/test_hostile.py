@@ -86,6 +86,15 @@ def toy():
     return _toy_chapter()
 
 
+@pytest.fixture(scope="module")
+def pool():
+    """Kernels started ahead: the next one boots (and imports torch) while a test grades."""
+    if not (bwrap_available() and cgroups_available()):
+        pytest.skip("no sandbox here")
+    with KernelPool(1) as kernels:
+        yield kernels
+
+
 def write_notebook(path, cells, tags=None):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
@@ -95,9 +104,9 @@ def write_notebook(path, cells, tags=None):
     return path
 
 
-def grade(toy, tmp_path, cells, **kwargs):
+def grade(pool, toy, tmp_path, cells, timeout=20):
     path = write_notebook(tmp_path / "ch99_toy.ipynb", cells)
-    return grade_notebook(path, toy, timeout=kwargs.pop("timeout", 20), **kwargs)
+    return grade_notebook(path, toy, timeout=timeout, kernel=pool.take())
 
 
 def statuses(report):
@@ -164,9 +173,9 @@ def test_chapter_from_file_name():
 
 # -- honest work, cheating, and fatal cells, in the sandbox -------------------------------------
 @sandboxed
-def test_honest_toy_scores_full(toy, tmp_path):
+def test_honest_toy_scores_full(pool, toy, tmp_path):
     """Does an honest toy notebook score 3/3 in the sandbox, with isolation on?"""
-    report = grade(toy, tmp_path, HONEST)
+    report = grade(pool, toy, tmp_path, HONEST)
     assert report.outcomes == {"square": spec.PASSED, "add": spec.PASSED}, report.results
     assert report.isolation.startswith("isolation on")
     assert report.environment["seed"] == 0 and report.environment["torch"]
@@ -218,16 +227,16 @@ def add(a, b):
 
 @sandboxed
 @pytest.mark.parametrize("why", sorted(CHEATS))
-def test_cheating_scores_only_honest_work(toy, tmp_path, why):
+def test_cheating_scores_only_honest_work(pool, toy, tmp_path, why):
     """Does patching comparisons, returning always-equal objects or importing the reference
     earn nothing beyond the (wrong) work in the notebook?"""
-    report = grade(toy, tmp_path, WRONG + [CHEATS[why]])
+    report = grade(pool, toy, tmp_path, WRONG + [CHEATS[why]])
     assert report.score == 0, report.results
     assert set(report.outcomes.values()) <= {spec.FAILED, spec.ERROR}
 
 
 @sandboxed
-def test_reading_solutions_and_other_students_fails(toy, tmp_path):
+def test_reading_solutions_and_other_students_fails(pool, toy, tmp_path):
     """Can a submission read solutions/ by path or another student's notebook? (No.)"""
     bob = tmp_path / "submissions" / "bob"
     bob.mkdir(parents=True)
@@ -244,13 +253,13 @@ def add(a, b):
     return a + b
 """
     ]
-    report = grade(toy, tmp_path, cells)
+    report = grade(pool, toy, tmp_path, cells)
     assert report.outcomes == {"square": spec.ERROR, "add": spec.ERROR}, report.results
     assert all("FileNotFoundError" in r.message for r in report.results)
 
 
 @sandboxed
-def test_writing_into_results_fails(toy, tmp_path):
+def test_writing_into_results_fails(pool, toy, tmp_path):
     """Can a submission overwrite the gradebook or results? (No; its honest work still counts.)"""
     results = tmp_path / "RESULTS"
     results.mkdir()
@@ -266,7 +275,7 @@ for name in ("grades.csv", "gradebook.sqlite", "mallory.json"):
     except OSError as exc:
         print("blocked:", exc)
 """
-    report = grade(toy, tmp_path, HONEST + [attack])
+    report = grade(pool, toy, tmp_path, HONEST + [attack])
     assert report.outcomes == {"square": spec.PASSED, "add": spec.PASSED}
     assert {p.name: p.read_bytes() for p in results.iterdir()} == before
 
@@ -301,17 +310,17 @@ FATAL = {
 
 
 @sandboxed
-def test_fatal_cells_in_the_middle_cost_nothing_later(toy, tmp_path):
+def test_fatal_cells_in_the_middle_cost_nothing_later(pool, toy, tmp_path):
     """When a cell kills the kernel or hangs, are later cells still run and graded?"""
     cells = [HONEST[0], FATAL["os._exit"][0], HONEST[1], FATAL["infinite loop"][0], HONEST[2]]
-    report = grade(toy, tmp_path, cells, timeout=10)
+    report = grade(pool, toy, tmp_path, cells, timeout=10)
     assert statuses(report) == ["ok", "died", "ok", "timeout", "ok"]
     assert report.outcomes == {"square": spec.PASSED, "add": spec.PASSED}
     assert report.environment["kernel_restarts"] == 2
 
 
 @sandboxed
-def test_fatal_calls_cost_only_their_question(toy, tmp_path):
+def test_fatal_calls_cost_only_their_question(pool, toy, tmp_path):
     """A graded function that hangs, exhausts memory or exits: only its question is lost?"""
     cases = {
         "def square(x):\n    while True:\n        pass": spec.TIMEOUT,
@@ -319,20 +328,20 @@ def test_fatal_calls_cost_only_their_question(toy, tmp_path):
         "def square(x):\n    import os\n    os._exit(3)": spec.CRASHED,
     }
     for source, outcome in cases.items():
-        report = grade(toy, tmp_path, [HONEST[0], source, HONEST[2]], timeout=10)
+        report = grade(pool, toy, tmp_path, [HONEST[0], source, HONEST[2]], timeout=10)
         assert report.outcomes == {"square": outcome, "add": spec.PASSED}, (source, report.results)
 
 
 @sandboxed
-def test_failed_definition_is_explained(toy, tmp_path):
+def test_failed_definition_is_explained(pool, toy, tmp_path):
     """Does a missing function's message name the cell that should have defined it?"""
     cells = [HONEST[0], HONEST[1] + "\nraise RuntimeError('oops')", HONEST[2] + "\nzzz"]
-    report = grade(toy, tmp_path, cells)
+    report = grade(pool, toy, tmp_path, cells)
     assert statuses(report) == ["ok", "error", "error"]
     # both were defined before their cell raised: an error after the definition costs nothing
     assert report.outcomes == {"square": spec.PASSED, "add": spec.PASSED}
     hang = "while True:\n    pass\n\n\ndef square(x):\n    return x"
-    report = grade(toy, tmp_path, [HONEST[0], hang, HONEST[2]], timeout=5)
+    report = grade(pool, toy, tmp_path, [HONEST[0], hang, HONEST[2]], timeout=5)
     by_id = {r.id: r for r in report.results}
     assert by_id["square"].outcome == spec.ERROR
     assert "cell 2" in by_id["square"].message and "time limit" in by_id["square"].message
@@ -367,7 +376,7 @@ def chapter_one(tmp_path_factory):
 
 @sandboxed
 @pytest.mark.parametrize("why", list(FATAL))
-def test_solved_notebook_with_fatal_cell_scores_full(chapter_one, tmp_path, why):
+def test_solved_notebook_with_fatal_cell_scores_full(pool, chapter_one, tmp_path, why):
     """Does appending a fatal cell to a solved chapter 1 notebook leave full marks?"""
     chapter, nb = chapter_one
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
@@ -375,7 +384,7 @@ def test_solved_notebook_with_fatal_cell_scores_full(chapter_one, tmp_path, why)
     nb.cells.append(nbformat.v4.new_code_cell(source))
     path = tmp_path / "ch01_descent.ipynb"
     nbformat.write(nb, path)
-    report = grade_notebook(path, timeout=30)
+    report = grade_notebook(path, timeout=30, kernel=pool.take())
     assert report.chapter == "descent"
     assert report.cells[-1]["status"] in expected, report.cells[-1]
     assert report.score == report.possible() == chapter.points, report.results
