@@ -52,7 +52,13 @@ class Build:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", self.log)
         lines = plain.splitlines()
         flagged = [ln for ln in lines if re.search(r"WARNING|ERROR|Error|Traceback", ln)]
-        return "\n".join(flagged[:60] + ["...", *lines[-25:]])
+        # ipykernel's own warning on stderr is not a Sphinx warning and does not fail the build.
+        flagged = [ln for ln in flagged if not ln.startswith("[IPKernelApp]")]
+        # A failing cell leaves its traceback in reports/<page>.err.log: show the end of each.
+        for report in sorted(self.html.glob("reports/**/*.err.log")):
+            tail = re.sub(r"\x1b\[[0-9;]*m", "", report.read_text()).splitlines()[-8:]
+            flagged += [f"--- {report.relative_to(self.html)}", *tail]
+        return "\n".join(flagged[:120] + ["...", *lines[-10:]])
 
     def page(self, docname):
         return self.html / f"{docname}.html"
