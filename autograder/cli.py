@@ -130,7 +130,7 @@ def cmd_check(args, grade_fn=None):
         timeout=args.timeout,
         require_gpu=args.require_gpu,
     )
-    off = reports.isolation_off(report.environment)
+    off = reports.report_isolation_off(report)
     if off:
         print(f"WARNING: isolation was OFF: the notebook ran without the sandbox [{off}]")
     print(repr(CheckReport(report)))
@@ -574,7 +574,8 @@ def build_parser():
             type=float,
             default=None,
             metavar="S",
-            help="seconds allowed per cell and per call into the notebook",
+            help="seconds allowed per cell and per call into the notebook "
+            "(default: the sandbox's and each question's limits)",
         )
         p.add_argument(
             "--seed",

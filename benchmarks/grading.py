@@ -106,25 +106,35 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="descent-bench-") as tmp:
         root = Path(tmp)
         paths, n_wrong = make_class(root / "submissions", args.chapter, args.students)
-        floor_seconds(paths[:1])  # warm-up (file cache, bytecode): not timed
-        floor = floor_seconds(paths)
+        floor_seconds(paths[:1], "Agg")  # warm-up (file cache, bytecode): not timed
+        floor = floor_seconds(paths, "Agg")
         graded, summary = grader_seconds(root / "submissions", root / "results", args.workers)
+        inline = floor_seconds(paths) if args.inline else None
         n = len(paths)
-        print(summary.splitlines()[0] if "isolation" in summary.splitlines()[0] else "")
+        lines = summary.splitlines()
+        if lines and "isolation" in lines[0]:
+            print(lines[0])
         print(
             f"chapter {args.chapter}: {n} submissions ({n - n_wrong} solved, {n_wrong} wrong), "
             f"{args.workers} worker(s)"
         )
         print(
-            f"floor  (nbclient, no grading): {floor / n:6.2f} s per submission "
+            f"floor  (nbclient, MPLBACKEND=Agg, no grading): {floor / n:6.2f} s per submission "
             f"({floor:.1f} s in all)"
         )
+        if inline is not None:
+            print(
+                f"floor  (nbclient, inline figures, no grading): {inline / n:6.2f} s per "
+                f"submission ({inline:.1f} s in all)"
+            )
         print(
-            f"grader (autograder grade)    : {graded / n:6.2f} s per submission "
+            f"grader (autograder grade, sandboxed)         : {graded / n:6.2f} s per submission "
             f"({graded:.1f} s in all)"
         )
-        print(f"ratio grader / floor: {graded / floor:.2f} (target 1.3 or less)")
-        print("\n".join("  " + line for line in summary.splitlines()[1:3]))
+        print(f"ratio grader / floor (Agg): {graded / floor:.2f} (target 1.3 or less)")
+        if inline is not None:
+            print(f"ratio grader / floor (inline): {graded / inline:.2f}")
+        print("\n".join("  " + line for line in lines[1:4]))
 
 
 if __name__ == "__main__":
