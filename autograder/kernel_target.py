@@ -130,14 +130,15 @@ class Kernel:
             "--HistoryManager.enabled=False",
             "--IPKernelApp.quiet=True",
         ]
-        km.descent_cmd = self.sandbox.wrap(argv, self.rw, self.ro)
+        km.descent_cmd = self.sandbox.launcher(self.cgroup) + self.sandbox.wrap(
+            argv, self.rw, self.ro
+        )
         env = (
             {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             if self.sandbox.bwrap
             else (self.sandbox.env(self.rw))
         )
         km.start_kernel(
-            preexec_fn=self.sandbox.preexec(self.cgroup),
             env=env,
             cwd=self.rw,
             stdout=subprocess.DEVNULL,
@@ -226,6 +227,8 @@ class Kernel:
         if not self.alive():
             return self._death(started)
         kc = self.kc
+        if self.cgroup is not None:
+            self.cgroup.reset_peak()
         msg_id = kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
         shell, iopub = kc.shell_channel.socket, kc.iopub_channel.socket
         poller = zmq.Poller()
@@ -238,7 +241,7 @@ class Kernel:
             left = deadline - time.perf_counter()
             if left <= 0:
                 self._drain(iopub, msg_id, output)
-                if self.cgroup is not None and self.cgroup.at_memory_limit():
+                if self.cgroup is not None and self.cgroup.hit_memory_limit():
                     return Execution("out of memory", output=output.text(), seconds=timeout)
                 return Execution("timeout", output=output.text(), seconds=timeout)
             events = dict(poller.poll(int(min(left, 0.25) * 1000) + 1))

@@ -10,8 +10,8 @@ rlimits, and :attr:`Sandbox.isolation` says what is off so every report can stat
 """
 
 import functools
+import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -113,15 +113,23 @@ class Cgroup:
     def ran_out_of_memory(self):
         return self.oom_kills() > self._oom_at_start
 
-    def at_memory_limit(self, fraction=0.95):
-        """Is the group (nearly) at its limit? Reclaim can stall for seconds before the OOM kill."""
+    def reset_peak(self):
+        """Forget the peak memory use (called before each piece of code the kernel runs)."""
+        try:
+            _write(self.dirs["memory"] / "memory.max_usage_in_bytes", 0)
+        except OSError:
+            pass
+
+    def hit_memory_limit(self, fraction=0.95):
+        """Did the group reach its limit since :meth:`reset_peak`? Reclaim can stall for many
+        seconds before the OOM kill, so a timeout at the limit is reported as out of memory."""
         mem = self.dirs["memory"]
         try:
-            usage = int((mem / "memory.usage_in_bytes").read_text())
+            peak = int((mem / "memory.max_usage_in_bytes").read_text())
             limit = int((mem / "memory.limit_in_bytes").read_text())
         except (OSError, ValueError):
             return False
-        return usage >= fraction * limit
+        return self.ran_out_of_memory() or peak >= fraction * limit
 
     def pids(self):
         if "pids" not in self.dirs:
@@ -322,23 +330,40 @@ class Sandbox:
             cmd += ["--setenv", key, value]
         return cmd + ["--"] + list(argv)
 
-    def preexec(self, cgroup):
-        """What the kernel's first process does before exec: join the cgroup, set rlimits."""
+    def rlimits(self, cgroup):
+        """(name, value) pairs for ``resource.setrlimit``, soft = hard."""
         limits = self.limits
-        paths = cgroup.join_paths() if cgroup is not None else []
+        pairs = [
+            ("RLIMIT_CPU", limits.cpu_seconds),
+            ("RLIMIT_FSIZE", limits.file_bytes),
+            ("RLIMIT_CORE", 0),
+        ]
+        if cgroup is None:  # without cgroups: an address-space cap and a process cap (weaker)
+            pairs.append(("RLIMIT_AS", max(limits.memory_bytes * 4, 8 * 2**30)))  # torch maps a lot
+            if os.getuid() != 0:
+                pairs.append(("RLIMIT_NPROC", limits.pids))
+        return pairs
 
-        def setup():
-            pid = str(os.getpid())
-            for path in paths:
-                with open(path, "w") as f:
-                    f.write(pid)
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if not paths:  # without cgroups: an address-space cap and a process cap (weaker)
-                cap = max(limits.memory_bytes * 4, 8 * 2**30)  # torch maps far more than it uses
-                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-                if os.getuid() != 0:
-                    resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
+    def launcher(self, cgroup):
+        """A command prefix that joins ``cgroup``, sets the rlimits, then execs the rest.
 
-        return setup
+        (A small exec'd launcher rather than Popen's preexec_fn, which is unsafe when the grader
+        starts kernels from several threads.)
+        """
+        config = {
+            "cgroups": cgroup.join_paths() if cgroup is not None else [],
+            "rlimits": self.rlimits(cgroup),
+        }
+        return [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config)]
+
+
+_LAUNCHER = """
+import json, os, resource, sys
+config = json.loads(sys.argv[1])
+for path in config["cgroups"]:
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+for name, value in config["rlimits"]:
+    resource.setrlimit(getattr(resource, name), (value, value))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
