@@ -16,6 +16,9 @@ MATHJAX = BOOK / "_mathjax" / "mathjax" / "tex-chtml.js"
 # The build goes where `make book` puts it (book/_build), so its jupyter-cache is shared with
 # `make book` and a test run after a build re-executes nothing. DESCENT_BOOK_OUT builds elsewhere.
 OUTPUT = Path(os.environ.get("DESCENT_BOOK_OUT", BOOK))
+# DESCENT_BOOK_REUSE=1 skips the build and tests the site already in OUTPUT (for a quick loop on
+# the browser test); the build test itself then skips.
+REUSE = os.environ.get("DESCENT_BOOK_REUSE") == "1"
 
 
 def toc_files(toc=BOOK / "_toc.yml"):
@@ -43,7 +46,7 @@ def pytest_generate_tests(metafunc):
 
 @dataclass
 class Build:
-    returncode: int
+    returncode: int | None  # None: not built in this session (DESCENT_BOOK_REUSE=1)
     log: str
     html: Path
 
@@ -67,6 +70,9 @@ class Build:
 @pytest.fixture(scope="session")
 def book_build():
     """The strict build of the whole book (`-W -n --keep-going`), run once per session."""
+    html = OUTPUT / "_build" / "html"
+    if REUSE:
+        return Build(None, "DESCENT_BOOK_REUSE=1: the build was not run", html)
     if not MATHJAX.exists():
         pytest.fail(f"{MATHJAX.relative_to(ROOT)} is missing: run `make book` (it copies MathJax)")
     jb = Path(sys.executable).with_name("jupyter-book")

@@ -104,9 +104,12 @@ BROKEN_IMAGES = """async () => {
 
 def test_every_toc_page_renders_offline(site, browser, toc_docname):
     """Does this page render its math and images with no request off 127.0.0.1 and no error?"""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     host = urlparse(site).netloc
     requests, console_errors = [], []
     page = browser.new_page()
+    page.set_default_timeout(120_000)  # generous: CI machines have 2 busy cores
     page.on("request", lambda r: requests.append(r.url))
     page.on("pageerror", lambda e: console_errors.append(f"uncaught: {e}"))
     page.on(
@@ -122,7 +125,10 @@ def test_every_toc_page_renders_offline(site, browser, toc_docname):
         assert response is not None and response.ok, f"{toc_docname}: HTTP error"
         math = page.evaluate(MATH_STATE)
         broken = page.evaluate(BROKEN_IMAGES)
-        page.wait_for_load_state("networkidle")
+        try:  # let late requests (fonts, lazy scripts) happen, so they are checked below
+            page.wait_for_load_state("networkidle", timeout=10_000)
+        except PlaywrightTimeout:
+            pass  # a busy machine: every request recorded so far is still checked
         if SCREENSHOTS:
             Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
             name = toc_docname.replace("/", "--") + ".png"

@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 def test_build_is_strict_and_succeeds(book_build):
     """Does `jupyter-book build -W -n --keep-going` finish with no warning and no failing cell?"""
+    if book_build.returncode is None:
+        pytest.skip(book_build.log)
     assert book_build.returncode == 0, "book build failed:\n" + book_build.problems()
 
 
