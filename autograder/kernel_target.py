@@ -107,6 +107,7 @@ class Kernel:
             os.mkdir(path, 0o700)
         self.km = self.kc = self.cgroup = None
         self.starts = 0
+        self.console = None
         self.start_seconds = []
         self._started_at = None
 
@@ -141,10 +142,14 @@ class Kernel:
         km.start_kernel(
             env=env,
             cwd=self.rw,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self.km = km
+        self.console = _Capped(16 * 2**10)  # what the process writes outside Jupyter's streams
+        pipe = km.provisioner.process.stdout
+        threading.Thread(target=_drain_pipe, args=(pipe, self.console), daemon=True).start()
         kc = km.client()
         kc.start_channels()
         self.kc = kc
@@ -156,7 +161,8 @@ class Kernel:
         try:
             self.kc.wait_for_ready(timeout=timeout)
         except RuntimeError as exc:
-            raise RuntimeError(f"the sandboxed kernel did not start: {exc}") from None
+            console = self.console.text().strip()[-2000:] if self.console else ""
+            raise RuntimeError(f"the sandboxed kernel did not start: {exc}\n{console}") from None
         if self._started_at is not None:
             self.start_seconds.append(time.perf_counter() - self._started_at)
             self._started_at = None
@@ -334,6 +340,19 @@ class Kernel:
         finally:
             os.close(fd)
         return dest
+
+
+def _drain_pipe(pipe, keep):
+    """Read the kernel process's stdout/stderr to the end, keeping a capped prefix."""
+    try:
+        with pipe:
+            for chunk in iter(lambda: pipe.read1(65536), b""):
+                if not keep.full:
+                    keep.add(chunk.decode("utf-8", "replace"))
+                else:
+                    keep.dropped += len(chunk)
+    except (OSError, ValueError):
+        pass
 
 
 def _copy_tree(dir_fd, dest, total, depth):
