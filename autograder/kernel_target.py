@@ -308,7 +308,7 @@ class Kernel:
                     continue
                 if msg["header"].get("msg_type") == "stream":
                     if len(parts[4]) > MAX_REPLY_BYTES:  # hmac, 3 dicts, content
-                        output.add("[a large block of output was not kept]\n")
+                        output.add(_stream_prefix(parts[4], output.limit))
                         continue
                     content = session.unpack(msg["content"])
                     output.add(str(content.get("text", "")))
@@ -340,6 +340,16 @@ class Kernel:
         finally:
             os.close(fd)
         return dest
+
+
+def _stream_prefix(raw, limit):
+    """The start of a stream message too large to parse, read from its JSON bytes as text."""
+    start = raw.find(b'"text"', 0, 4096)
+    if start < 0:
+        return "[a large block of output was not kept]\n"
+    start = raw.find(b'"', start + 6) + 1
+    text = raw[start : start + limit].decode("utf-8", "replace")
+    return text.replace("\\n", "\n").replace('\\"', '"')
 
 
 def _drain_pipe(pipe, keep):
