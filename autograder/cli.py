@@ -125,7 +125,7 @@ def cmd_check(args, grade_fn=None):
     report = grade_fn(
         args.notebook,
         chapter.id,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
         hidden=False,
         timeout=args.timeout,
         require_gpu=args.require_gpu,
@@ -463,7 +463,7 @@ class ClassRun:
         }
         self.book.export_csv(self.out / "grades.csv", students, chapters)
         lines = reports.summary_lines(
-            by_student, chapters, graded=graded, skipped=skipped, out=self.out
+            by_student, chapters, graded=graded, skipped=skipped, out=self.out, seed=self.seed
         )
         print("\n".join(lines), file=stdout)
         if not self.failures:
@@ -486,7 +486,7 @@ def grade_class(
     timeout=None,
     force=False,
     require_gpu=False,
-    seed=0,
+    seed=None,
     grade_fn=None,
     progress=None,
     stdout=None,
@@ -510,6 +510,7 @@ def grade_class(
 
     with lock_results(out), gb.Gradebook(out / "gradebook.sqlite") as book:
         remove_stale_temporaries(out)
+        seed = book.seed(seed)
         chapters = known_chapters()
         students, graded_chapters, jobs = plan(submissions, chapters, warn)
         if not students:
@@ -580,9 +581,10 @@ def build_parser():
         p.add_argument(
             "--seed",
             type=int,
-            default=0,
+            default=None,
             metavar="N",
-            help="seed of the random test inputs (recorded in every report)",
+            help="seed of the random test inputs, recorded in every report (grade: default "
+            "the one kept in RESULTS by an earlier run, else a fresh one; check: default 0)",
         )
         p.add_argument(
             "--require-gpu",

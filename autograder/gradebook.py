@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -155,6 +156,20 @@ class Gradebook:
 
     def transaction(self):
         return _Transaction(self.conn)
+
+    def seed(self, requested=None):
+        """The seed of the hidden random inputs for a run into this gradebook.
+
+        ``requested`` (``--seed``) if given; else the seed an earlier run stored here; else a
+        fresh random one. It is stored, so re-runs into the same RESULTS reuse it (and skip what
+        they already graded), while every new RESULTS folder gets inputs of its own.
+        """
+        with self.transaction():
+            if requested is None:
+                row = self.conn.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone()
+                requested = int(row[0]) if row else secrets.randbelow(2**31)
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('seed', ?)", (str(requested),))
+        return int(requested)
 
     def hash_of(self, student, chapter):
         row = self.conn.execute(

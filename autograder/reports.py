@@ -252,7 +252,7 @@ def feedback_html(student, records, require_gpu=False):
     )
 
 
-def summary_lines(records_by_student, chapters, *, graded, skipped, out):
+def summary_lines(records_by_student, chapters, *, graded, skipped, out, seed=None):
     """The terminal summary of a grading run (the isolation warning, if any, comes first)."""
     all_records = [rec for recs in records_by_student.values() for rec in recs]
     lines = []
@@ -263,6 +263,8 @@ def summary_lines(records_by_student, chapters, *, graded, skipped, out):
         f"{len(records_by_student)} students, chapters {', '.join(c.id for c in chapters)}: "
         f"{graded} notebooks graded, {skipped} unchanged since the last run (skipped)"
     )
+    if seed is not None:
+        lines.append(f"seed of the random test inputs: {seed} (kept in the gradebook for re-runs)")
     for chapter in chapters:
         recs = [rec for rec in all_records if rec.chapter == chapter.id]
         if not recs:

@@ -282,6 +282,31 @@ def test_rerun_skips_graded_submissions_and_force_regrades(tmp_path, fake, capsy
     assert len(fake) == n
 
 
+def recorded_seed(out, student="alice"):
+    return json.loads((out / student / "results.json").read_text())["extra_data"]["seed"]
+
+
+def test_each_results_folder_gets_a_fresh_seed_kept_for_reruns(tmp_path, fake, capsys):
+    """Without --seed, does a new RESULTS folder draw its own seed, recorded and printed, and a
+    re-run into it reuse that seed (grading nothing again)? Does --seed replace it?"""
+    sub = make_class(tmp_path)
+    first, second = tmp_path / "term1", tmp_path / "term2"
+    assert grade(sub, first) == 0
+    seed = recorded_seed(first)
+    assert isinstance(seed, int) and f"random test inputs: {seed}" in capsys.readouterr().out
+    n = len(fake)
+    assert grade(sub, first) == 0
+    assert len(fake) == n and recorded_seed(first) == seed
+    assert grade(sub, second) == 0
+    assert recorded_seed(second) != seed  # equal with probability 2**-31
+    assert grade(sub, first, "--seed", "7") == 0
+    assert len(fake) == 3 * n and recorded_seed(first) == recorded_seed(first, "carol") == 7
+    with sqlite3.connect(first / "gradebook.sqlite") as db:
+        assert {s for (s,) in db.execute("SELECT DISTINCT seed FROM submissions")} == {7}
+    assert grade(sub, first) == 0  # 7 is now this folder's seed: nothing to grade again
+    assert len(fake) == 3 * n
+
+
 def test_interrupted_run_loses_nothing(tmp_path, fake, monkeypatch):
     """After a run stops half-way (Ctrl-C), does the re-run grade only what was left?"""
     sub, out = make_class(tmp_path), tmp_path / "results"
