@@ -76,16 +76,27 @@ def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
     same_nan = np.isnan(g64) & np.isnan(w64)
     finite_bad = ~np.isclose(g64, w64, rtol=rtol, atol=atol, equal_nan=True) & ~same_nan
     if finite_bad.any():
-        err = np.abs(g64 - w64)
+        # Relative to the expected magnitude, and only its order of magnitude: the exact error
+        # would give the expected value away (got - error), the order only says how far off.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.abs(g64 - w64) / (np.abs(w64) + max(atol, 1e-300))
         err = np.where(np.isnan(err), np.inf, err)
         idx = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim else ()
         worst = float(err[idx]) if err.ndim else float(err)
         loc = f" at index {tuple(int(i) for i in idx)}" if idx else ""
         n_bad = int(finite_bad.sum())
         raise AssertionError(
-            f"{where}: {n_bad} of {max(g.size, 1)} values differ; largest error {worst:.3g}{loc} "
-            f"(rtol={rtol:g}, atol={atol:g})"
+            f"{where}: {n_bad} of {max(g.size, 1)} values differ; the largest relative error "
+            f"is {_order_of_magnitude(worst)}{loc} (rtol={rtol:g}, atol={atol:g})"
         )
+
+
+def _order_of_magnitude(x):
+    """``x`` as a power of ten (``about 1e-03``), or ``infinite`` (a NaN or inf where a number is
+    expected)."""
+    if not np.isfinite(x):
+        return "infinite (a NaN or an infinity on one side only)"
+    return f"about 1e{int(np.round(np.log10(max(x, 1e-300)))):+03d}"
 
 
 def isclose_scalar(got, want, rtol=1e-7, atol=0.0):

@@ -461,21 +461,18 @@ class KernelTarget:
         self.install()
         self._broken = False
 
-    def call(self, target, args, kwargs, timeout):
+    def call(self, target, args, kwargs, timeout, forbid=()):
         if self._broken:
             self._recover()
         if self.call_timeout is not None:
             timeout = min(timeout or self.call_timeout, self.call_timeout)
-        return self._call(target, args, kwargs, timeout or spec.DEFAULT_CALL_TIMEOUT)
+        return self._call(target, args, kwargs, timeout or spec.DEFAULT_CALL_TIMEOUT, forbid)
 
-    def _call(self, target, args, kwargs, timeout):
+    def _call(self, target, args, kwargs, timeout, forbid=()):
         from autograder import wire
 
         request, out = self.kernel.new_call()
-        wire.dump(
-            {"target": target, "args": list(args), "kwargs": dict(kwargs)},
-            os.path.join(request, "request"),
-        )
+        wire.dump(runner.request(target, args, kwargs, forbid), os.path.join(request, "request"))
         done = self.kernel.execute(f"__descent_harness__.call({request!r}, {out!r})", timeout)
         shutil.rmtree(request, ignore_errors=True)
         name = target.removeprefix("driver:")

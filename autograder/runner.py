@@ -55,17 +55,19 @@ class LocalTarget:
     def missing_reason(self, name):
         return f"`{name}` is not defined: run the cell that defines it"
 
-    def call(self, target, args, kwargs, timeout):
+    def call(self, target, args, kwargs, timeout, forbid=()):
         folder = tempfile.mkdtemp(prefix="descent-call-")
         try:
-            wire.dump(
-                {"target": target, "args": list(args), "kwargs": dict(kwargs)},
-                os.path.join(folder, "request"),
-            )
+            wire.dump(request(target, args, kwargs, forbid), os.path.join(folder, "request"))
             self.harness.call(folder)
             return read_status(folder, target)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def request(target, args, kwargs, forbid=()):
+    """What the kernel harness is asked to run, as plain data."""
+    return {"target": target, "args": list(args), "kwargs": dict(kwargs), "forbid": list(forbid)}
 
 
 def read_status(folder, target):
@@ -148,6 +150,8 @@ def _student_error_message(err):
     t, m = err.info.get("type"), err.info.get("message", "")
     if err.is_a(NotImplementedError):
         return f"`{err.target}` raised NotImplementedError: not implemented yet"
+    if t == spec.SHORTCUT:  # raised by the harness around a driver or function: name no driver
+        return f"your code {m}"
     return f"`{err.target.removeprefix('driver:')}` raised {t}: {m}".strip()
 
 
@@ -173,7 +177,7 @@ def grade_question(question, student, reference, seed, hidden=True):
     for name in question.functions:
         if not student.defined(name):
             return result(spec.ERROR, student.missing_reason(name))
-    trial = spec.Trial(student, reference, question.timeout)
+    trial = spec.Trial(student, reference, question.timeout, question.forbidden)
     n = 0
     for index, case in enumerate(question.cases):
         if not (hidden or case.public):
@@ -185,7 +189,8 @@ def grade_question(question, student, reference, seed, hidden=True):
         except AssertionError as exc:
             return result(spec.FAILED, f"{label}: {exc}", n)
         except spec.StudentError as err:
-            return result(spec.ERROR, f"{label}: {_student_error_message(err)}", n)
+            outcome = spec.FAILED if err.info.get("type") == spec.SHORTCUT else spec.ERROR
+            return result(outcome, f"{label}: {_student_error_message(err)}", n)
         except spec.StudentTimeout as exc:
             return result(spec.TIMEOUT, f"{label}: {exc}", n)
         except spec.KernelDied as exc:

@@ -35,6 +35,17 @@ OUTCOMES = (PASSED, FAILED, ERROR, TIMEOUT, OUT_OF_MEMORY, CRASHED, NOT_RUN_GPU)
 
 DEFAULT_CALL_TIMEOUT = 60.0  # seconds per call into the student's kernel
 
+# ``forbidden`` sets shared by several chapters (see Question.forbidden).
+AUTOGRAD = ("torch.autograd", "torch.func", "torch._functorch")
+# torch.optim's optimizers, but not torch.optim.optimizer: exercises subclass its Optimizer.
+TORCH_OPTIMIZERS = tuple(
+    f"torch.optim.{name}"
+    for name in (
+        "_adafactor _functional _multi_tensor _muon adadelta adagrad adam adamax adamw asgd "
+        "lbfgs nadam radam rmsprop rprop sgd sparse_adam"
+    ).split()
+)
+
 
 class StudentError(Exception):
     """The student's code raised; ``info`` is plain data from ``wire.describe_exception``."""
@@ -46,6 +57,10 @@ class StudentError(Exception):
 
     def is_a(self, exc_type):
         return exc_type.__name__ in self.info.get("mro", [])
+
+
+# The exception type the kernel harness raises when a graded function calls a forbidden module.
+SHORTCUT = "LibraryShortcut"
 
 
 class StudentTimeout(Exception):
@@ -76,6 +91,10 @@ class Question:
     gpu: bool = False
     timeout: float = DEFAULT_CALL_TIMEOUT
     title: str = ""
+    # Modules the graded functions must not call into while a case runs (e.g. "torch.autograd"
+    # for a gradient asked for by hand, "torch.optim.adam" for an Adam to be written): a call
+    # into one, or into a submodule, fails the question with a message naming the call.
+    forbidden: tuple = ()
     cases: list = field(default_factory=list)
 
     def case(self, public=False, name=None):
@@ -130,17 +149,19 @@ class Trial:
     ``autograder/kernel/<chapter>.py``. Arguments and results are plain data (see wire.py).
     """
 
-    def __init__(self, student, reference, timeout):
+    def __init__(self, student, reference, timeout, forbidden=()):
         self._student = student
         self._reference = reference
         self.timeout = timeout
+        self.forbidden = tuple(forbidden)
         self.cuda = bool(getattr(student, "cuda", False))
 
     def student(self, target, *args, **kwargs):
-        return self._student.call(target, args, kwargs, self.timeout)
+        return self._student.call(target, args, kwargs, self.timeout, self.forbidden)
 
     def reference(self, target, *args, **kwargs):
-        return self._reference.call(target, args, kwargs, None)
+        # The reference is held to the same rule: a shortcut in it fails the project's tests.
+        return self._reference.call(target, args, kwargs, None, self.forbidden)
 
     def compare(self, target, *args, rtol=None, atol=None, **kwargs):
         """Call both sides with the same arguments and assert the results are close."""

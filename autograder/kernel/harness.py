@@ -9,7 +9,51 @@ builds what cannot cross as data (a gradient callable, a torch model) and return
 
 import json  # noqa: F811 -- also imported by wire.py when both are injected together
 import os  # noqa: F811
+import sys
 import time
+
+
+class LibraryShortcut(Exception):
+    """The function under test called into a module its exercise asks it to do without."""
+
+
+class _Watch:
+    """A profile hook that notes the first call into a module of ``forbid`` or a submodule."""
+
+    def __init__(self, forbid):
+        self.modules = frozenset(forbid)
+        self.prefixes = tuple(f"{m}." for m in forbid)
+        self.hit = None
+
+    def __call__(self, frame, event, arg):
+        if event == "call" and self.hit is None:
+            name = frame.f_globals.get("__name__")
+            if isinstance(name, str) and (name in self.modules or name.startswith(self.prefixes)):
+                self.hit = (name, frame.f_code.co_qualname)
+
+
+def call_watched(fn, args, kwargs, forbid):
+    """``fn(*args, **kwargs)``, raising LibraryShortcut if it called into a module of ``forbid``.
+
+    A profile hook is cheap to evade on purpose; it is there so that ``Adam = torch.optim.Adam``
+    or a gradient taken with autograd is marked as what it is, not as a correct answer.
+    """
+    if not forbid:
+        return fn(*args, **kwargs)
+    watch = _Watch(forbid)
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        value = fn(*args, **kwargs)
+    finally:
+        sys.setprofile(previous)
+    if watch.hit is not None:
+        module, where = watch.hit
+        top = next(m for m in sorted(watch.modules) if module == m or module.startswith(m + "."))
+        raise LibraryShortcut(
+            f"calls {module}.{where}: this exercise asks you to write it yourself, without {top}"
+        )
+    return value
 
 
 class Harness:
@@ -44,7 +88,7 @@ class Harness:
         try:
             request = load(os.path.join(folder, "request"), tensors=True)  # noqa: F821
             fn = self.resolve(request["target"])
-            value = fn(*request["args"], **request["kwargs"])
+            value = call_watched(fn, request["args"], request["kwargs"], request.get("forbid"))
             dump(value, os.path.join(out, "result"))  # noqa: F821
             status = {"ok": True}
         except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from autograder import spec
 from autograder.compare import assert_close
 from autograder.spec import Chapter
 
@@ -94,6 +95,7 @@ Q = chapter.question(
     "adagrad",
     points=2,
     functions=["AdaGrad"],
+    forbidden=spec.TORCH_OPTIMIZERS,
     title="3.1 AdaGrad",
     hint="Follow torch.optim.Adagrad: add weight_decay * p to the gradient, decay the rate as "
     "lr / (1 + (t - 1) * lr_decay) with t counted from 1, start the sum at "
@@ -191,6 +193,7 @@ Q = chapter.question(
     "rmsprop",
     points=2,
     functions=["RMSprop"],
+    forbidden=spec.TORCH_OPTIMIZERS,
     title="3.3 RMSprop",
     hint="Follow torch.optim.RMSprop: v <- alpha v + (1 - alpha) g^2 from v = 0, with "
     "weight_decay * p added to g first; divide by sqrt(v) + eps (eps outside the root); skip "
@@ -240,6 +243,7 @@ Q = chapter.question(
     "adam",
     points=3,
     functions=["Adam"],
+    forbidden=spec.TORCH_OPTIMIZERS,
     title="3.4 Adam and AMSGrad",
     hint="Follow torch.optim.Adam: L2 weight decay goes into the gradient; update both moments "
     "from zero; divide m by 1 - beta1^t and sqrt(v) by sqrt(1 - beta2^t), with t counted per "
@@ -311,6 +315,7 @@ Q = chapter.question(
     "adamw",
     points=2,
     functions=["AdamW"],
+    forbidden=spec.TORCH_OPTIMIZERS,
     title="3.5 AdamW",
     hint="Follow torch.optim.AdamW: multiply p by 1 - lr * weight_decay before the Adam step, and "
     "leave the gradient, and therefore both moments, untouched by the decay.",
@@ -373,6 +378,7 @@ Q = chapter.question(
     "cuda_matches_cpu",
     points=1,
     functions=list(CUDA_SETTINGS),
+    forbidden=spec.TORCH_OPTIMIZERS,
     gpu=True,
     title="3.6 On the GPU",
     hint="Create every state tensor with torch.zeros_like / torch.full_like (or pass "

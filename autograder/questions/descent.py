@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from autograder import spec
 from autograder.compare import assert_close
 from autograder.spec import Chapter
 
@@ -124,6 +125,7 @@ Q = chapter.question(
     "mlp_gradients",
     points=3,
     functions=["mlp_gradients"],
+    forbidden=spec.AUTOGRAD,
     title="1.3 Backpropagation by hand",
     hint="Go backward through F = A W2^T + b2, A = tanh(Z), Z = X W1^T + b1. Mind the factors "
     "in L = (1/n) sum 0.5 ||f(x_i) - y_i||^2, and that tanh'(z) = 1 - tanh(z)^2.",

@@ -117,7 +117,14 @@ def same_seed_same_answer(t, rng):
 
 # ---------------------------------------------------------------------------------------------
 def momentum_question(method, number, title, hint):
-    q = chapter.question(method, points=2, functions=[method], title=f"{number} {title}", hint=hint)
+    q = chapter.question(
+        method,
+        points=2,
+        functions=[method],
+        title=f"{number} {title}",
+        hint=hint,
+        forbidden=("torch.optim",),  # the iterates must equal torch.optim.SGD's, without it
+    )
 
     @q.case(public=True)
     def ill_conditioned_2d(t, rng):
@@ -234,6 +241,7 @@ Q = chapter.question(
     "cosine_schedule",
     points=2,
     functions=["cosine_schedule"],
+    forbidden=("torch.optim",),
     title="2.7 Cosine schedule with warm-up",
     hint="Steps count from 0, so warm-up step 0 already uses base_lr / warmup_steps and step "
     "warmup_steps - 1 uses base_lr; the cosine then runs over total_steps - warmup_steps steps.",

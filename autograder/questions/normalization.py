@@ -3,6 +3,7 @@
 import numpy as np
 from scipy import stats
 
+from autograder import spec
 from autograder.spec import Chapter
 
 chapter = Chapter("normalization", number=4, notebook="book/ch04_normalization/exercises.ipynb")
@@ -30,6 +31,7 @@ FWD = chapter.question(
     "batchnorm_forward",
     points=2,
     functions=["batchnorm_forward"],
+    forbidden=spec.AUTOGRAD + ("torch.nn",),
     title="4.1 Batch normalization, forward",
     hint="Normalize each column with its batch mean and its biased batch variance (divide by n, "
     "as np.var does by default); eps goes inside the square root; return (y, cache).",
@@ -67,6 +69,7 @@ BWD = chapter.question(
     "batchnorm_backward",
     points=3,
     functions=["batchnorm_forward", "batchnorm_backward"],
+    forbidden=spec.AUTOGRAD + ("torch.nn",),
     title="4.2 Batch normalization, backward",
     hint="It is graded through YOUR forward: backward receives your own cache, so fix 4.1 first. "
     "Every row's mean and variance depend on every x_i, so dx has two batch-mean terms besides "

@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Wrong:
-    """A deliberately wrong submission: ``replace`` swaps definitions; ``fails`` must fail."""
+    """A deliberately wrong submission: ``replace`` swaps definitions; ``fails`` must fail.
+
+    ``shortcut``: the numbers are right but come from a library the questions forbid (e.g.
+    torch.autograd for a gradient asked for by hand), so it fails only because of that rule.
+    """
 
     fails: list
     replace: dict = field(default_factory=dict)
+    shortcut: bool = False
 
 
 def declared_fixtures():

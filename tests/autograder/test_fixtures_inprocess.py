@@ -72,3 +72,29 @@ def test_every_question_has_a_wrong_implementation():
         f"{c.id}.{q.id}" for c in all_chapters() for q in c.questions if (c.id, q.id) not in covered
     ]
     assert not missing, f"questions with no failing fixture: {missing}"
+
+
+SHORTCUTS = [(c, w, x) for c, w, x in declared_fixtures() if x.shortcut]
+
+
+def test_there_are_shortcut_fixtures():
+    """Is the forbidden-module rule proven on at least one fixture per mechanism?"""
+    assert {c for c, _, _ in SHORTCUTS} >= {"descent", "momentum", "adaptive", "normalization"}
+
+
+@pytest.mark.parametrize(
+    ("chapter_id", "why", "wrong"),
+    [pytest.param(c, w, x, id=f"{c}-shortcut-{w}") for c, w, x in SHORTCUTS],
+)
+def test_shortcut_fails_only_because_of_the_forbidden_module(chapter_id, why, wrong, monkeypatch):
+    """With nothing forbidden, does the shortcut pass (its numbers are right), so that the
+    forbidden-module rule, and nothing else, is what fails it? And does the message say so?"""
+    chapter = get_chapter(chapter_id)
+    ns = notebook_namespace(notebook.make_fixture(chapter_id, wrong.replace))
+    report = grade_namespace(chapter, ns, cuda=False)
+    for r in report.results:
+        if r.id in wrong.fails and r.outcome != spec.NOT_RUN_GPU:
+            assert r.outcome == spec.FAILED and "write it yourself" in r.message, r.message
+    for q in chapter.questions:
+        monkeypatch.setattr(q, "forbidden", ())
+    assert grade_namespace(chapter, ns, cuda=False).outcomes == expected(chapter)
