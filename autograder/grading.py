@@ -32,8 +32,11 @@ import random as _r, numpy as _np, torch as _t
 _r.seed({seed}); _np.random.seed({seed}); _t.manual_seed({seed})
 _t.backends.cudnn.deterministic = True
 _t.backends.cudnn.benchmark = False
+_t.use_deterministic_algorithms(True, warn_only=True)
 del _r, _np, _t
-"""  # run before the student's cells; their own seeds (set later) stand
+"""  # run before the student's cells; their own seeds (set later) stand. warn_only: an op with no
+# deterministic version warns instead of raising (warnings never cost points); cuBLAS's own
+# determinism comes from CUBLAS_WORKSPACE_CONFIG in the kernel's environment (sandbox.py).
 
 
 class NotebookError(ValueError):

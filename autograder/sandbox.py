@@ -293,6 +293,7 @@ class Sandbox:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONNOUSERSITE": "1",
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS (read at CUDA start)
         }
 
     def wrap(self, argv, scratch, readonly, extra_ro=()):

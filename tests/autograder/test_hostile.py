@@ -179,6 +179,9 @@ def test_honest_toy_scores_full(pool, toy, tmp_path):
     assert report.outcomes == {"square": spec.PASSED, "add": spec.PASSED}, report.results
     assert report.isolation.startswith("isolation on")
     assert report.environment["seed"] == 0 and report.environment["torch"]
+    # The deterministic settings the preamble applies are recorded with the grade.
+    env = report.environment
+    assert env["torch_deterministic"] and env["cudnn_deterministic"] and not env["cudnn_benchmark"]
 
 
 CHEATS = {
