@@ -7,6 +7,7 @@ from autograder import spec
 from autograder.runner import grade_namespace
 
 SYMBOLS = {spec.PASSED: "✔", spec.NOT_RUN_GPU: "–"}
+LEFT = "style='text-align:left'"  # JupyterLab right-aligns table cells by default
 
 
 class CheckReport:
@@ -49,17 +50,16 @@ class CheckReport:
                 if t
             )
             rows.append(
-                f"<tr><td><code>{html.escape(r.id)}</code></td><td>{r.points:g}</td>"
-                f"<td style='color:{color};font-weight:bold'>{html.escape(r.outcome)}</td>"
-                f"<td style='text-align:left'>{extra}</td></tr>"
+                f"<tr><td {LEFT}><code>{html.escape(r.id)}</code></td><td>{r.points:g}</td>"
+                f"<td style='text-align:left;color:{color};font-weight:bold'>"
+                f"{html.escape(r.outcome)}</td><td {LEFT}>{extra}</td></tr>"
             )
         passed = sum(r.points for r in self.report.results if r.outcome == spec.PASSED)
         return (
             f"<p><b>Public checks, chapter '{html.escape(self.report.chapter)}'</b> "
             f"(hidden cases run at grading): {passed:g} / {self.report.possible():g} points</p>"
-            "<table><tr><th>question</th><th>points</th><th>outcome</th><th>details</th></tr>"
-            + "".join(rows)
-            + "</table>"
+            f"<table><tr><th {LEFT}>question</th><th>points</th><th {LEFT}>outcome</th>"
+            f"<th {LEFT}>details</th></tr>" + "".join(rows) + "</table>"
         )
 
 
