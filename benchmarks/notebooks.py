@@ -60,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", help="chapter folders, e.g. ch01_descent")
     parser.add_argument("--repeat", type=int, default=1, help="runs per notebook (best is kept)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MPLBACKEND", "Agg")  # figures drawn, as in the grader's kernels
+    os.environ.pop("MPLBACKEND", None)  # the inline backend renders figures, as the build does
 
     base = min(
         execute_seconds(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(BASELINE)]), REPO)

@@ -3,8 +3,6 @@
 Trusted code only: these exec our own reference and fixture notebooks in this process.
 """
 
-import os
-
 import pytest
 
 from autograder import notebook, spec
@@ -17,7 +15,11 @@ GRADED = [c.id for c in all_chapters()]
 
 def notebook_namespace(nb):
     """Run every code cell except the check() cell in a fresh namespace (trusted notebooks)."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    # Not os.environ["MPLBACKEND"]: that would leak into the kernels of the book build, started
+    # later by this same test process, and pages would lose their figures.
+    matplotlib.use("Agg")
     ns = {"__name__": "__main__"}
     for cell in nb.cells:
         if cell.cell_type == "code" and not notebook.is_check(cell) and not notebook.is_gpu(cell):

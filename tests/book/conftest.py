@@ -77,7 +77,10 @@ def book_build():
         pytest.fail(f"{MATHJAX.relative_to(ROOT)} is missing: run `make book` (it copies MathJax)")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", "-W", "-n", "--keep-going", "--path-output", str(OUTPUT), str(BOOK)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    # The pages' kernels inherit this environment: without the inline backend (MPLBACKEND=Agg
+    # set by a caller, say) plt.show() would display nothing and pages would lose their figures.
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     log = proc.stdout + proc.stderr
     (OUTPUT / "_build").mkdir(parents=True, exist_ok=True)
     (OUTPUT / "_build" / "build.log").write_text(log)

@@ -6,6 +6,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.book.conftest import BOOK
+
 # The first test to use the session build pays for it: allow a cold build on a busy machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -22,6 +24,35 @@ def test_toc_page_has_html(book_build, toc_docname):
     page = book_build.page(toc_docname)
     assert page.is_file(), f"{toc_docname} produced no HTML"
     assert "<main" in page.read_text(encoding="utf-8")
+
+
+def figure_cells(docname):
+    """How many code cells of a page's MyST source show a figure (``plt.show()``), GPU cells
+    aside (they draw nothing without CUDA)."""
+    import jupytext
+
+    source = BOOK / f"{docname}.md"
+    if not source.is_file():
+        return 0
+    cells = jupytext.read(source).cells
+    return sum(
+        1
+        for c in cells
+        if c.cell_type == "code"
+        and "plt.show()" in c.source
+        and "gpu" not in c.get("metadata", {}).get("tags", [])
+    )
+
+
+def test_toc_page_shows_its_figures(book_build, toc_docname):
+    """Does every figure the page's code draws appear in its HTML as an image? (Run with
+    MPLBACKEND=Agg, say, the kernels would draw into nothing and the page lose them.)"""
+    expected = figure_cells(toc_docname)
+    if not expected:
+        pytest.skip(f"{toc_docname} draws no figure")
+    html = book_build.page(toc_docname).read_text(encoding="utf-8")
+    images = len(re.findall(r"<img\b", html))
+    assert images >= expected, f"{toc_docname}: {expected} figure cells, {images} images"
 
 
 class ResourceLinks(HTMLParser):
