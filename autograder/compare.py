@@ -92,8 +92,8 @@ def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
 
 
 def _order_of_magnitude(x):
-    """``x`` as a power of ten (``about 1e-03``), or ``infinite`` (a NaN or inf where a number is
-    expected)."""
+    """``x`` as a power of ten (``about 1e-03``), or ``infinite`` when one side holds a NaN or an
+    infinity and the other does not."""
     if not np.isfinite(x):
         return "infinite (a NaN or an infinity on one side only)"
     return f"about 1e{int(np.round(np.log10(max(x, 1e-300)))):+03d}"

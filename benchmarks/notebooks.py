@@ -4,7 +4,7 @@ Each chapter's explanation page (``book/chNN_<name>/index.md``, read with jupyte
 exercise notebook with the reference pasted in (``autograder.notebook.solve``) are executed with
 plain ``nbclient`` in a fresh kernel, one after the other, from the page's own folder, as the book
 build and nbval run them. In the same run, an empty notebook that only imports numpy, matplotlib
-and torch is executed too: the baseline, the part of every figure that is kernel start-up and
+and torch is executed too: the baseline, the part of every timing that is kernel start-up and
 imports rather than the page's own work.
 
 Usage: ``.venv/bin/python benchmarks/notebooks.py [--only ch02_momentum] [--repeat 1]``
