@@ -12,7 +12,21 @@ def test_tolerance_follows_the_dtype():
     r64, a64 = tolerance_for(np.float64(1))
     assert r32 > r64 and a32 > a64
     assert tolerance_for(np.int64(1)) == (0.0, 0.0)
-    assert tolerance_for(np.float32(1), np.float64(1)) == (r32, a32)  # the looser one wins
+
+
+def test_the_students_dtype_never_loosens_the_tolerance():
+    """Does returning float16 (or float32) against a float64 reference keep float64's tolerance,
+    so that one-sided differences (error ~h) fail where central ones (error ~h**2) pass?"""
+    rng = np.random.default_rng(0)
+    x, h = rng.normal(size=20), 1e-4
+    want = np.cos(x)  # d/dx sin at x, float64
+    forward = (np.sin(x + h) - np.sin(x)) / h  # O(h) = ~1e-4 error: not float64 work
+    central = (np.sin(x + h) - np.sin(x - h)) / (2 * h)  # O(h**2) = ~1e-9
+    for dtype in (np.float16, np.float32, np.float64):
+        with pytest.raises(AssertionError, match=r"rtol=1e-07"):
+            assert_close(forward.astype(dtype), want)
+    assert_close(central, want, rtol=1e-7, atol=1e-8)
+    assert tolerance_for(want) == tolerance_for(np.float64(0))
 
 
 def test_float32_rounding_passes_but_a_real_error_fails():
@@ -63,6 +77,17 @@ def test_failure_messages_never_reveal_expected_values():
     with pytest.raises(AssertionError) as info:
         assert_close({"W1": 0.0}, {"W1": 0.123456})
     assert "'W1'" in str(info.value) and "0.123" not in str(info.value)
+
+
+def test_keys_chosen_by_the_student_are_never_echoed():
+    """Can a function smuggle its (hidden) inputs out as dict keys? The message counts the
+    unexpected keys and names only the reference's missing ones."""
+    secret = {f"x={v!r}": 0.0 for v in np.random.default_rng(1).normal(size=21)}
+    with pytest.raises(AssertionError) as info:
+        assert_close(secret, {"W1": 0.0, "b1": 0.0})
+    message = str(info.value)
+    assert "21 unexpected key(s)" in message and "'W1'" in message and "'b1'" in message
+    assert "x=" not in message and len(message) < 200
 
 
 def test_explicit_tolerances_override_the_dtype():
