@@ -1,5 +1,6 @@
 """Grader-side comparison of plain-data results, with tolerances chosen by dtype."""
 
+import builtins
 import math
 
 import numpy as np
@@ -126,3 +127,19 @@ def _order_of_magnitude(x):
 def isclose_scalar(got, want, rtol=1e-7, atol=0.0):
     """A scalar comparison that never trusts the student's objects (floats only)."""
     return math.isclose(float(got), float(want), rel_tol=rtol, abs_tol=atol)
+
+
+BUILTIN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+
+
+def builtin_exception(mro):
+    """The first built-in exception class among the names in ``mro`` (a student's exception's
+    class names), or ``"an exception"``: the one part of an exception that no student chose."""
+    for name in mro if isinstance(mro, list | tuple) else ():
+        if isinstance(name, str) and name in BUILTIN_EXCEPTIONS:
+            return name
+    return "an exception"

@@ -7,6 +7,7 @@ A *target* answers ``call(target, args, kwargs, timeout)`` with plain data, ``de
 
 import importlib
 import os
+import re
 import shutil
 import tempfile
 import traceback
@@ -15,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import spec, wire
+from autograder.compare import builtin_exception, excerpt
 from autograder.questions import get_chapter
 
 KERNEL_DIR = Path(__file__).parent / "kernel"
+MESSAGE_CHARS = 160  # of a student's own text shown in a public case's message
 
 
 def kernel_sources(chapter_id):
@@ -146,13 +149,23 @@ class Report:
         }
 
 
-def _student_error_message(err):
+def _student_error_message(err, public=True):
+    """What a student is told about an exception from their code. Its message and class name
+    are the student's own text (a function can put its hidden inputs there): a public case shows
+    a short excerpt; a hidden case shows only the built-in exception class it derives from."""
     t, m = err.info.get("type"), err.info.get("message", "")
+    name = err.target.removeprefix("driver:")
     if err.is_a(NotImplementedError):
-        return f"`{err.target}` raised NotImplementedError: not implemented yet"
+        return f"`{name}` raised NotImplementedError: not implemented yet"
     if t == spec.SHORTCUT:  # raised by the harness around a driver or function: name no driver
-        return f"your code {m}"
-    return f"`{err.target.removeprefix('driver:')}` raised {t}: {m}".strip()
+        if not public:
+            return "your code calls a module this exercise forbids (check() names it)"
+        return f"your code {excerpt(m, MESSAGE_CHARS)}"
+    if not public:
+        kind = builtin_exception(err.info.get("mro"))
+        return f"`{name}` raised {kind} (messages are not shown for hidden cases)"
+    kind = re.sub(r"[^A-Za-z0-9_.]", "", str(t))[:60] or builtin_exception(err.info.get("mro"))
+    return f"`{name}` raised {kind}: {excerpt(m, MESSAGE_CHARS)}".strip().removesuffix(":")
 
 
 def grade_question(question, student, reference, seed, hidden=True):
@@ -190,16 +203,18 @@ def grade_question(question, student, reference, seed, hidden=True):
             return result(spec.FAILED, f"{label}: {exc}", n)
         except spec.StudentError as err:
             outcome = spec.FAILED if err.info.get("type") == spec.SHORTCUT else spec.ERROR
-            return result(outcome, f"{label}: {_student_error_message(err)}", n)
+            return result(outcome, f"{label}: {_student_error_message(err, case.public)}", n)
         except spec.StudentTimeout as exc:
             return result(spec.TIMEOUT, f"{label}: {exc}", n)
         except spec.KernelDied as exc:
             return result(exc.outcome, f"{label}: {exc}", n)
         except wire.WireError as exc:
-            return result(spec.FAILED, f"{label}: the result cannot be graded: {exc}", n)
+            why = excerpt(exc, MESSAGE_CHARS) if case.public else "not plain data"
+            return result(spec.FAILED, f"{label}: the result cannot be graded: {why}", n)
         except Exception as exc:  # noqa: BLE001 -- e.g. indexing a result of the wrong type
             last = traceback.format_exception_only(exc)[-1].strip()
-            return result(spec.FAILED, f"{label}: the result could not be checked ({last})", n)
+            why = excerpt(last, MESSAGE_CHARS) if case.public else type(exc).__name__
+            return result(spec.FAILED, f"{label}: the result could not be checked ({why})", n)
     return result(spec.PASSED, "", n)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autograder.compare import assert_close
+from autograder.compare import assert_close, builtin_exception
 
 # Every question ends in exactly one of these.
 PASSED = "passed"
@@ -177,8 +177,7 @@ class Trial:
         except StudentError as err:
             if err.is_a(exc_type):
                 return err
-            raise AssertionError(
-                f"expected {exc_type.__name__}, "
-                f"got {err.info.get('type')}: {err.info.get('message')}"
-            ) from None
+            # Only the built-in class: the message and class name are the student's own text.
+            got = builtin_exception(err.info.get("mro"))
+            raise AssertionError(f"expected {exc_type.__name__}, got {got}") from None
         raise AssertionError(f"expected {exc_type.__name__} to be raised, nothing was raised")

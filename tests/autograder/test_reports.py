@@ -162,3 +162,80 @@ def test_isolation_off_detection():
     assert reports.isolation_off({"isolated": False, "isolation": OFF}) == OFF
     assert reports.isolation_off({"kernel": False}) is None  # nothing ran
     assert reports.isolation_off({"python": "3.11"}) == "not recorded"
+
+
+def leaky_question(secret_in):
+    """A toy question with one public and one hidden case; the student's ``f`` passes the public
+    case and hands back whatever ``secret_in`` makes of the hidden case's input."""
+    from autograder import runner
+
+    chapter = Chapter("toy", number=99, notebook="tests/toy.ipynb")
+    q = chapter.question("f", points=1, functions=["f"], hint="double it")
+
+    @q.case(public=True)
+    def public(t, rng):
+        assert t.student("f", 1.0) == 2.0
+
+    @q.case()
+    def hidden(t, rng):
+        x = float(rng.normal())
+        t.compare("f", x)
+
+    def f(x):
+        if x == 1.0:
+            return 2.0
+        return secret_in(x)
+
+    reference = runner.LocalTarget("toy", {"f": lambda x: 2 * x}, cuda=False)
+    return q, runner.LocalTarget("toy", {"f": f}, cuda=False), reference
+
+
+def test_hidden_inputs_never_reach_the_message():
+    """Can a function put a hidden input into its exception's message or class name, or into
+    dict keys, and read it back in its feedback? (No: hidden cases show only the built-in
+    exception class; keys are counted, not shown.)"""
+    from autograder import runner
+
+    seen = []
+
+    def in_message(x):
+        seen.append(repr(x))
+        raise ValueError(f"LEAK {x!r} " * 500)
+
+    def in_class_name(x):
+        seen.append(repr(x))
+        raise type(f"Leak_{str(x).replace('.', '_')}", (KeyError,), {})("LEAK")
+
+    def in_keys(x):
+        seen.append(repr(x))
+        return {f"LEAK {x!r}": 0.0}
+
+    for secret_in, outcome in [
+        (in_message, spec.ERROR),
+        (in_class_name, spec.ERROR),
+        (in_keys, spec.FAILED),
+    ]:
+        q, student, reference = leaky_question(secret_in)
+        result = runner.grade_question(q, student, reference, seed=11)
+        assert result.outcome == outcome and result.message.startswith("hidden case")
+        assert "LEAK" not in result.message and "Leak" not in result.message
+        assert not any(s in result.message or s[:6] in result.message for s in seen)
+        page = reports.feedback_html("ann", [record(outcome, result.message)])
+        assert "LEAK" not in page
+    assert "raised KeyError" in runner.grade_question(*leaky_question(in_class_name), 11).message
+
+
+def test_public_cases_show_a_short_excerpt_only():
+    """Does a public case's message keep the student's error readable, but short?"""
+    from autograder import runner
+
+    q, student, reference = leaky_question(lambda x: 0.0)
+    noisy = runner.LocalTarget("toy", {"f": lambda x: 1 / 0 if x else "x" * 10**6}, cuda=False)
+    result = runner.grade_question(q, noisy, reference, seed=0)
+    assert result.outcome == spec.ERROR
+    assert "raised ZeroDivisionError: division by zero" in result.message
+    long = runner.LocalTarget(
+        "toy", {"f": lambda x: (_ for _ in ()).throw(ValueError("y" * 10**5))}, cuda=False
+    )
+    result = runner.grade_question(q, long, reference, seed=0)
+    assert "raised ValueError: yyy" in result.message and len(result.message) < 300
