@@ -29,14 +29,20 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-# MathJax is served from the site itself so that math renders offline. It is copied into
-# book/_mathjax (NOT book/_static: jupyter-book 1 injects every .js under _static into every page).
+# MathJax is served from the site itself so that math renders offline. Only what the site uses
+# is shipped: the tex-chtml component, its CHTML fonts, and the TeX extensions it autoloads
+# (\boldsymbol, \cancel, ...); the browser test fails on any request the site cannot answer.
+# It is copied into book/_mathjax (NOT book/_static: jupyter-book 1 injects every .js under _static into every page).
 $(MATHJAX):
 	command -v npm >/dev/null || { echo "npm is needed for MathJax: apt-get install npm"; exit 1; }
 	mkdir -p build/npm book/_mathjax
 	npm install --silent --no-audit --no-fund --prefix build/npm mathjax@3
 	rm -rf book/_mathjax/mathjax
-	cp -r build/npm/node_modules/mathjax/es5 book/_mathjax/mathjax
+	mkdir -p book/_mathjax/mathjax/input/tex book/_mathjax/mathjax/output/chtml/fonts
+	cp build/npm/node_modules/mathjax/es5/tex-chtml.js book/_mathjax/mathjax/
+	cp -r build/npm/node_modules/mathjax/es5/input/tex/extensions book/_mathjax/mathjax/input/tex/
+	cp -r build/npm/node_modules/mathjax/es5/output/chtml/fonts/woff-v2 \
+	  book/_mathjax/mathjax/output/chtml/fonts/
 
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build -W -n --keep-going book
