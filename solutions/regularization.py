@@ -89,21 +89,22 @@ def soft_threshold(x, t):
 def ista(X, y, alpha, num_steps):
     """ISTA for the Lasso (1/(2n)) ||X w - y||^2 + alpha ||w||_1, from w = 0; the last iterate.
 
-    With L = the largest eigenvalue of X^T X / n, each of the ``num_steps`` steps is
-    w <- S_{alpha/L}(w - X^T (X w - y) / (n L)), S the soft threshold. Returns w (d,).
+    With M the largest eigenvalue of X^T X / n (the Lipschitz constant of the gradient), each
+    of the ``num_steps`` steps is w <- S_{alpha/M}(w - X^T (X w - y) / (n M)), S the soft
+    threshold. Returns w (d,); w = 0 when X = 0.
 
     Exercise 5.6 in book/ch05_regularization/exercises.ipynb.
     """
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n, d = X.shape
     w = np.zeros(d)
-    L = np.linalg.norm(X, 2) ** 2 / n  # sigma_max(X)^2 / n = lambda_max(X^T X / n)
-    if L == 0:
+    M = np.linalg.norm(X, 2) ** 2 / n  # sigma_max(X)^2 / n = lambda_max(X^T X / n)
+    if M == 0:
         return w  # X = 0: the gradient is 0 and w = 0 is optimal
     for _ in range(num_steps):
-        z = w - X.T @ (X @ w - y) / (n * L)
-        # S_{alpha/L}(z) = sign(z) max(|z| - alpha/L, 0)
-        w = np.sign(z) * np.maximum(np.abs(z) - alpha / L, 0.0)
+        z = w - X.T @ (X @ w - y) / (n * M)
+        # S_{alpha/M}(z) = sign(z) max(|z| - alpha/M, 0)
+        w = np.sign(z) * np.maximum(np.abs(z) - alpha / M, 0.0)
     return w
 
 
