@@ -8,7 +8,6 @@ errors (a missing SUBMISSIONS folder, an unwritable RESULTS, a notebook the grad
 import argparse
 import contextlib
 import fcntl
-import functools
 import os
 import re
 import sys
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from autograder import gradebook as gb
-from autograder import reports, spec
+from autograder import reports, scan, spec
 from autograder.runner import QuestionResult, Report
 
 # A student id is a folder name: no path separators, no leading dot, nothing a shell, a CSV
@@ -134,6 +133,11 @@ def cmd_check(args, grade_fn=None):
     if off:
         print(f"WARNING: isolation was OFF: the notebook ran without the sandbox [{off}]")
     print(repr(CheckReport(report)))
+    for flag in scan.scan_notebook(args.notebook, chapter):
+        print(
+            f"needs review: cell {flag['cell']} line {flag['line']}: {flag['rule']}: "
+            f"{flag['detail']}"
+        )
     return 0
 
 
@@ -235,15 +239,9 @@ def plan(submissions, chapters, warn):
 # -- grading -------------------------------------------------------------------------------------
 
 
-@functools.cache
 def host_has_cuda():
     """Whether this machine has CUDA (then a sandboxed kernel would have run GPU questions)."""
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
+    return gb.host_cuda()
 
 
 def error_report(chapter, seed, message):
@@ -258,7 +256,9 @@ def error_report(chapter, seed, message):
         results.append(
             QuestionResult(q.id, q.title or q.id, q.points, 0, outcome, message, q.hint, q.gpu, 0)
         )
-    return Report(chapter.id, seed, results, {"kernel": False})
+    report = Report(chapter.id, seed, results, {"kernel": False})
+    report.error = message
+    return report
 
 
 def check_output_dir(submissions, out):
@@ -298,15 +298,33 @@ def remove_stale_temporaries(out):
         path.unlink(missing_ok=True)
 
 
-def write_student_files(book, out, student, chapter_ids, require_gpu):
-    records = book.records(student, chapter_ids)
+def write_student_files(book, out, student, chapter_ids, require_gpu, order=None):
+    """Write one student's results.json and feedback.html from the gradebook; return the records.
+
+    Isolated from every other student: if this student's reports cannot be made (a grader bug;
+    every record is cleaned first, so no student data should do it), they get a short valid
+    file saying so, the error propagates as ReportError, and the run goes on with the others.
+    """
     folder = out / student
     folder.mkdir(exist_ok=True)
-    gb.write_atomic(
-        folder / "results.json", reports.results_json_text(student, records, require_gpu)
-    )
-    gb.write_atomic(folder / "feedback.html", reports.feedback_html(student, records, require_gpu))
+    try:
+        records = book.records(student, chapter_ids)
+        files = {
+            "results.json": reports.results_json_text(student, records, require_gpu, order),
+            "feedback.html": reports.feedback_html(student, records, require_gpu, order),
+        }
+    except Exception as exc:  # noqa: BLE001 -- one student's report never stops the class's
+        reason = f"{type(exc).__name__}"
+        gb.write_atomic(folder / "results.json", reports.fallback_results_json(student, reason))
+        gb.write_atomic(folder / "feedback.html", reports.fallback_feedback_html(student, reason))
+        raise ReportError(f"{student}: reports not written: {type(exc).__name__}: {exc}") from exc
+    for name, text in files.items():
+        gb.write_atomic(folder / name, text)
     return records
+
+
+class ReportError(Exception):
+    """One student's files could not be written (the others are)."""
 
 
 def with_kernel_pool(grade_fn, workers, total):
@@ -339,8 +357,12 @@ def with_kernel_pool(grade_fn, workers, total):
 
 
 def _run_one(grade_fn, job, options):
-    """Grade one notebook (in a worker thread); returns (report, seconds, grader failure)."""
+    """Grade one notebook (in a worker thread); returns (report, seconds, grader failure).
+
+    The notebook's code is also scanned for review (autograder/scan.py): ``report.flags``.
+    """
     start = time.perf_counter()
+    flags = scan.scan_notebook(job.notebook, job.chapter)
     try:
         report = grade_fn(str(job.notebook), job.chapter.id, **options)
         failure = None
@@ -352,6 +374,7 @@ def _run_one(grade_fn, job, options):
             "it will be graded again on the next run",
         )
         failure = f"{job.student}/{job.notebook.name}: {type(exc).__name__}: {exc}"
+    report.flags = flags
     return report, time.perf_counter() - start, failure
 
 
@@ -368,12 +391,15 @@ class ClassRun:
             "require_gpu": require_gpu,
         }
         self.chapter_ids = set()
+        self.order = None  # chapter ids in course order, for the reports
         self.failures = []  # the grader's own failures (exit status 1)
+        self.unwritten = set()  # students whose files could not be written
         self.bar = None
 
     def stale(self, jobs, chapters, force):
         """The jobs to grade: those whose content hash is not already in the gradebook."""
         self.chapter_ids = {c.id for c in chapters}
+        self.order = [c.id for c in chapters]
         versions = {c.id: gb.grading_code_version(c.id) for c in chapters}
         todo = []
         for job in jobs:
@@ -398,18 +424,32 @@ class ClassRun:
                 report,
                 gb.possible_points(report, self.require_gpu, cuda),
                 gb.uncounted_questions(report, self.require_gpu, cuda),
+                tuple(getattr(report, "flags", ())),
             )
         )
-        write_student_files(self.book, self.out, job.student, self.chapter_ids, self.require_gpu)
+        self.write_files(job.student)
         self.bar.update()
 
-    def record_unrunnable(self, jobs):
-        """Missing (or unusable) notebooks: error rows at once, no kernel."""
-        for job in jobs:
-            message = job.problem or (
-                f"notebook missing: expected {job.student}/{chapter_folder(job.chapter)}.ipynb"
+    def write_files(self, student):
+        """One student's files; a failure is reported and the run goes on (exit status 1)."""
+        try:
+            return write_student_files(
+                self.book, self.out, student, self.chapter_ids, self.require_gpu, self.order
             )
-            self.store(job, error_report(job.chapter, self.seed, message), 0.0, gb.MISSING)
+        except ReportError as exc:
+            if student not in self.unwritten:
+                self.unwritten.add(student)
+                self.failures.append(str(exc))
+                print(f"grader error: {exc}", file=self.stderr)
+            return []
+
+    def record_unrunnable(self, jobs):
+        """Missing notebooks ("not handed in") and unusable ones (error rows), with no kernel."""
+        for job in jobs:
+            expected = f"expected {job.student}/{chapter_folder(job.chapter)}.ipynb"
+            message = job.problem or f"notebook missing: {expected}"
+            status = gb.GRADED if job.problem else gb.MISSING
+            self.store(job, error_report(job.chapter, self.seed, message), 0.0, status)
 
     def grade_in_kernels(self, jobs, grade_fn, workers):
         """Grade ``jobs`` on ``workers`` threads, storing each one as soon as it is done."""
@@ -457,13 +497,19 @@ class ClassRun:
 
     def finish(self, students, chapters, graded, skipped, stdout):
         """Every student's files, grades.csv, the summary; the exit status."""
-        by_student = {
-            s: write_student_files(self.book, self.out, s, self.chapter_ids, self.require_gpu)
-            for s in students
-        }
+        by_student = {s: self.write_files(s) for s in students}
         self.book.export_csv(self.out / "grades.csv", students, chapters)
+        flagged = self.book.flagged(set(students), self.chapter_ids)
+        export_review(self.out / "review.csv", flagged)
         lines = reports.summary_lines(
-            by_student, chapters, graded=graded, skipped=skipped, out=self.out, seed=self.seed
+            by_student,
+            chapters,
+            graded=graded,
+            skipped=skipped,
+            out=self.out,
+            seed=self.seed,
+            flagged=flagged,
+            failed=self.unwritten,
         )
         print("\n".join(lines), file=stdout)
         if not self.failures:
@@ -476,6 +522,26 @@ class ClassRun:
         for failure in self.failures:
             print(f"  {failure}", file=self.stderr)
         return 1
+
+
+def export_review(path, flagged):
+    """``RESULTS/review.csv``: the scan's flags, for the instructor (never for students).
+
+    Columns: student, chapter, cell (1-based), line, rule, detail. Text is the student's code, so
+    a cell that a spreadsheet would read as a formula is prefixed with an apostrophe.
+    """
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "chapter", "cell", "line", "rule", "detail"])
+    for student, chapter, flag in flagged:
+        detail = flag["detail"]
+        if detail[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            detail = "'" + detail
+        writer.writerow([student, chapter, flag["cell"], flag["line"], flag["rule"], detail])
+    gb.write_atomic(path, buffer.getvalue())
 
 
 def grade_class(
@@ -504,6 +570,13 @@ def grade_class(
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     submissions, out = Path(submissions), Path(out)
     check_output_dir(submissions, out)
+    if grade_fn is None:  # real kernels: first prove they cannot import the reference
+        from autograder.sandbox import ReferenceVisible, Sandbox
+
+        try:
+            Sandbox.detect().verify_no_reference()
+        except ReferenceVisible as exc:
+            raise GraderError(str(exc)) from None
 
     def warn(message):
         print(f"warning: {message}", file=stderr)

@@ -6,9 +6,11 @@ fully recorded or not at all. ``grades.csv`` is exported from here (:meth:`Grade
 """
 
 import csv
+import functools
 import hashlib
 import io
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -58,9 +60,190 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (student, chapter, question),
     FOREIGN KEY (student, chapter) REFERENCES submissions (student, chapter) ON DELETE CASCADE
 );
+-- Code in a submission that the grader's scan (autograder/scan.py) wants an instructor to look
+-- at: "needs review". For the instructor only; never in a student's files.
+CREATE TABLE IF NOT EXISTS flags (
+    student  TEXT NOT NULL,
+    chapter  TEXT NOT NULL,
+    cell     INTEGER NOT NULL,   -- 1-based, as JupyterLab counts
+    line     INTEGER NOT NULL,
+    rule     TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    FOREIGN KEY (student, chapter) REFERENCES submissions (student, chapter) ON DELETE CASCADE
+);
 """
 
 GRADED, MISSING, GRADER_ERROR = "graded", "missing", "grader error"
+
+
+# -- Everything stored is validated first ------------------------------------------------------
+# A record holds what a student's kernel reported (versions, a GPU name) and what their code
+# chose to say (error messages): hostile data. Each record is cleaned when stored and again when
+# read (a gradebook written by an older grader may hold anything), so that no value can break a
+# report, a CSV or a JSON file: strings only where text is expected, capped, numbers finite.
+
+MAX_TEXT = 200  # a version, a GPU name, an isolation line
+MAX_MESSAGE = 1000  # a question's message or hint, a cell's message
+MAX_CELLS = 2000
+# What the kernel may report, and the type each value must have. Anything else is dropped; above
+# all ``isolated``/``isolation`` and ``cuda``/``gpu`` from the kernel, which are the grader's facts.
+KERNEL_ENVIRONMENT = {
+    "python": str,
+    "numpy": str,
+    "torch": str,
+    "torch_deterministic": bool,
+    "cudnn_deterministic": bool,
+    "cudnn_benchmark": bool,
+}
+# What the grader itself records (see grading.grade_notebook and cli.error_report).
+HOST_ENVIRONMENT = {
+    "seed": int,
+    "isolation": str,
+    "kernel": bool,
+    "kernel_restarts": int,
+    "cuda": bool,
+    "gpu": str,
+}
+
+
+def clean_text(value, limit=MAX_TEXT):
+    """``value`` if it is a string, made printable (newlines kept) and cut to ``limit``; else ""."""
+    if not isinstance(value, str):
+        return ""
+    value = value[: limit + 1].encode("utf-8", "replace").decode("utf-8")
+    value = "".join(c if c.isprintable() or c in "\n\t" else "?" for c in value)
+    return value if len(value) <= limit else value[: limit - 14] + " ... (cut)"
+
+
+def clean_number(value, default=0.0):
+    """A finite float (bools and strings are not numbers here), else ``default``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    try:
+        value = float(value)
+    except (OverflowError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _clean_value(value, kind):
+    if kind is bool:
+        return value if isinstance(value, bool) else None
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+        return value if ok else None
+    return clean_text(value) if isinstance(value, str) else None
+
+
+def clean_kernel_environment(environment):
+    """The allowed keys of what a kernel reported, each of the right type, strings capped."""
+    if not isinstance(environment, dict):
+        return {}
+    out = {}
+    for key, kind in KERNEL_ENVIRONMENT.items():
+        value = _clean_value(environment.get(key), kind)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def clean_environment(environment):
+    """A stored environment: the kernel's allowed keys plus the grader's own, nothing else."""
+    out = clean_kernel_environment(environment)
+    if isinstance(environment, dict):
+        for key, kind in HOST_ENVIRONMENT.items():
+            value = _clean_value(environment.get(key), kind)
+            if value is not None:
+                out[key] = value
+    return out
+
+
+def clean_cell(cell):
+    if not isinstance(cell, dict):
+        return None
+    defines = cell.get("defines") if isinstance(cell.get("defines"), list) else []
+    index = cell.get("index")
+    return {
+        "index": index if isinstance(index, int) and not isinstance(index, bool) else 0,
+        "status": clean_text(cell.get("status"), 40) or "?",
+        "message": clean_text(cell.get("message"), MAX_MESSAGE),
+        "seconds": round(clean_number(cell.get("seconds")), 3),
+        "defines": [clean_text(d, 100) for d in defines[:50] if isinstance(d, str)],
+    }
+
+
+def clean_result(result):
+    """A QuestionResult with every field of its type: outcome known, score within points."""
+    points = max(0.0, clean_number(getattr(result, "points", 0.0)))
+    outcome = getattr(result, "outcome", None)
+    outcome = outcome if outcome in spec.OUTCOMES else spec.ERROR
+    score = min(max(0.0, clean_number(getattr(result, "score", 0.0))), points)
+    cases = getattr(result, "cases_run", 0)
+    return QuestionResult(
+        clean_text(getattr(result, "id", ""), 100) or "?",
+        clean_text(getattr(result, "title", ""), MAX_TEXT),
+        points,
+        score if outcome == spec.PASSED else 0.0,
+        outcome,
+        clean_text(getattr(result, "message", ""), MAX_MESSAGE),
+        clean_text(getattr(result, "hint", ""), MAX_MESSAGE),
+        getattr(result, "gpu", False) is True,
+        cases if isinstance(cases, int) and not isinstance(cases, bool) and cases >= 0 else 0,
+    )
+
+
+def clean_report(report):
+    """A copy of ``report`` (a runner.Report) in which every value is of its type and capped."""
+    seed = getattr(report, "seed", 0)
+    out = Report(
+        clean_text(getattr(report, "chapter", ""), 100),
+        seed if isinstance(seed, int) and not isinstance(seed, bool) else 0,
+        [clean_result(r) for r in (getattr(report, "results", None) or [])],
+        clean_environment(getattr(report, "environment", None)),
+    )
+    out.isolation = clean_text(getattr(report, "isolation", ""), MAX_TEXT)
+    out.error = clean_text(getattr(report, "error", ""), MAX_MESSAGE)
+    cells = getattr(report, "cells", None)
+    cells = cells if isinstance(cells, list) else []
+    out.cells = [c for c in (clean_cell(c) for c in cells[:MAX_CELLS]) if c is not None]
+    out.execution_time = clean_number(getattr(report, "execution_time", 0.0))
+    out.require_gpu = getattr(report, "require_gpu", False) is True
+    return out
+
+
+def clean_record(record):
+    """A Record whose report is cleaned and whose numbers are finite (see :func:`clean_report`)."""
+    report = clean_report(record.report)
+    uncounted = tuple(clean_text(u, 100) for u in record.uncounted if isinstance(u, str))
+    return Record(
+        record.student,
+        record.chapter,
+        clean_text(record.hash, 100),
+        record.status if record.status in (GRADED, MISSING, GRADER_ERROR) else GRADER_ERROR,
+        clean_text(record.notebook, 4096) or None,
+        clean_text(record.graded_at, 40),
+        max(0.0, clean_number(record.seconds)),
+        report,
+        max(0.0, clean_number(record.possible)),
+        uncounted,
+        tuple(f for f in (clean_flag(f) for f in record.flags[:MAX_FLAGS]) if f is not None),
+    )
+
+
+MAX_FLAGS = 200  # per (student, chapter)
+
+
+def clean_flag(flag):
+    """A review flag (see autograder/scan.py) as plain, capped data, or None."""
+    if not isinstance(flag, dict):
+        return None
+    cell, line = flag.get("cell"), flag.get("line")
+    return {
+        "cell": cell if isinstance(cell, int) and not isinstance(cell, bool) else 0,
+        "line": line if isinstance(line, int) and not isinstance(line, bool) else 0,
+        "rule": clean_text(flag.get("rule"), 100) or "?",
+        "detail": clean_text(flag.get("detail"), MAX_TEXT),
+    }
 
 
 def _sha256_files(digest, paths):
@@ -121,6 +304,7 @@ class Record:
     report: Report
     possible: float
     uncounted: tuple = ()  # question ids left out of ``possible`` (GPU questions, no GPU)
+    flags: tuple = ()  # autograder.scan flags: for the instructor to review, never for students
 
     @property
     def score(self):
@@ -181,6 +365,7 @@ class Gradebook:
 
     def record(self, record):
         """Store one (student, chapter), replacing any earlier grade, atomically."""
+        record = clean_record(record)
         r = record.report
         with self.transaction():
             self.conn.execute(
@@ -228,6 +413,13 @@ class Gradebook:
                     for i, q in enumerate(r.results)
                 ],
             )
+            self.conn.executemany(
+                "INSERT INTO flags VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (record.student, record.chapter, f["cell"], f["line"], f["rule"], f["detail"])
+                    for f in record.flags
+                ],
+            )
 
     def records(self, student=None, chapters=None):
         """Stored records (optionally of one student and some chapters), by student then chapter."""
@@ -262,27 +454,49 @@ class Gradebook:
                     (student_, chapter),
                 )
             ]
-            report = Report(chapter, seed, results, json.loads(environment))
-            details = json.loads(details)
+            report = Report(chapter, seed, results, _json_dict(environment))
+            details = _json_dict(details)
             for key, value in details.items():
                 if key in REPORT_DETAILS:
                     setattr(report, key, value)
-            uncounted = tuple(details.get("uncounted", ()))
-            out.append(
-                Record(
-                    student_,
-                    chapter,
-                    hash_,
-                    status,
-                    nb,
-                    graded_at,
-                    seconds,
-                    report,
-                    possible,
-                    uncounted,
+            uncounted = details.get("uncounted")
+            uncounted = tuple(uncounted) if isinstance(uncounted, list) else ()
+            flags = tuple(
+                {"cell": c, "line": n, "rule": rule, "detail": detail}
+                for (c, n, rule, detail) in self.conn.execute(
+                    "SELECT cell, line, rule, detail FROM flags WHERE student = ? AND chapter = ?"
+                    " ORDER BY cell, line, rule",
+                    (student_, chapter),
                 )
             )
+            record = Record(
+                student_,
+                chapter,
+                hash_,
+                status,
+                nb,
+                graded_at,
+                seconds,
+                report,
+                possible,
+                uncounted,
+                flags,
+            )
+            # Cleaned again on the way out: a gradebook from an older grader may hold anything.
+            out.append(clean_record(record))
         return out
+
+    def flagged(self, students=None, chapters=None):
+        """Every stored review flag as (student, chapter, flag), by student, chapter, cell."""
+        rows = self.conn.execute(
+            "SELECT student, chapter, cell, line, rule, detail FROM flags"
+            " ORDER BY student, chapter, cell, line, rule"
+        ).fetchall()
+        return [
+            (s, c, {"cell": cell, "line": line, "rule": rule, "detail": detail})
+            for (s, c, cell, line, rule, detail) in rows
+            if (students is None or s in students) and (chapters is None or c in chapters)
+        ]
 
     def export_csv(self, path, students, chapters):
         """Write ``grades.csv`` for ``students`` x ``chapters`` (Chapter objects), atomically.
@@ -311,7 +525,15 @@ class Gradebook:
 
 
 def _number(x):
-    return f"{x:g}"
+    return f"{clean_number(x):g}"
+
+
+def _json_dict(text):
+    try:
+        value = json.loads(text) if isinstance(text, str | bytes) else None
+    except (ValueError, RecursionError):
+        value = None
+    return value if isinstance(value, dict) else {}
 
 
 class _Transaction:
@@ -348,21 +570,51 @@ def write_atomic(path, data):
         raise
 
 
-def uncounted_questions(report, require_gpu, cuda=True):
-    """Questions left out of ``possible``: GPU questions that could not run, unless
+@functools.cache
+def host_cuda():
+    """Whether this machine has CUDA: the grader's fact, never a kernel's word."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 -- no torch, or a broken driver: no GPU
+        return False
+
+
+@functools.cache
+def host_gpu():
+    """This machine's GPU model (for the reports), or None without CUDA."""
+    if not host_cuda():
+        return None
+    try:
+        import torch
+
+        return clean_text(str(torch.cuda.get_device_name(0))) or None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def host_environment(seed, isolation):
+    """What the grader itself records about a run: seed, sandbox line, CUDA and GPU model."""
+    return {"seed": seed, "isolation": isolation, "cuda": host_cuda(), "gpu": host_gpu()}
+
+
+def uncounted_questions(report, require_gpu, cuda=None):
+    """Questions left out of ``possible``: GPU questions, on a machine without CUDA, unless
     ``--require-gpu``.
 
-    ``cuda`` False (no GPU on this machine) also leaves out GPU questions that never reached a
-    kernel (a malformed notebook), so that ``possible`` is the same for the whole class.
+    ``cuda`` (default: :func:`host_cuda`) is the grading machine's, never what a kernel said: on
+    a machine with CUDA every GPU question counts, so a kernel that claims to have no GPU scores
+    0 on them instead of taking them out of ``possible``. Without CUDA, GPU questions are left
+    out for everyone alike, whether their notebook ran or not.
     """
-    if require_gpu:
+    cuda = host_cuda() if cuda is None else cuda
+    if require_gpu or cuda:
         return ()
-    return tuple(
-        r.id for r in report.results if r.outcome == spec.NOT_RUN_GPU or (r.gpu and not cuda)
-    )
+    return tuple(r.id for r in report.results if r.gpu or r.outcome == spec.NOT_RUN_GPU)
 
 
-def possible_points(report, require_gpu, cuda=True):
+def possible_points(report, require_gpu, cuda=None):
     """Points on offer (see :func:`uncounted_questions`)."""
     left_out = uncounted_questions(report, require_gpu, cuda)
     return sum(r.points for r in report.results if r.id not in left_out)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder import gradebook as gb
 from autograder import notebook as nbtools
 from autograder import runner, spec
 from autograder.kernel_target import Kernel, KernelTarget
@@ -249,7 +250,8 @@ def grade_notebook(
     elif sandbox is False:
         sandbox = Sandbox.off()
     report = runner.Report(chapter.id, seed, isolation=sandbox.isolation, require_gpu=require_gpu)
-    report.environment = {"seed": seed, "isolation": sandbox.isolation}
+    # Seed, isolation and the GPU are the grader's facts, never the kernel's word.
+    report.environment = gb.host_environment(seed, sandbox.isolation)
     try:
         cells = read_code_cells(path)
     except NotebookError as exc:
@@ -284,11 +286,14 @@ def grade_notebook(
             chapter, target, seed=seed, hidden=hidden, environment=target.environment
         )
         report.results = graded.results
-        report.environment = {
-            **target.environment,
-            **report.environment,
-            "kernel_restarts": kernel.starts - 1,
-        }
+        # The kernel's report is hostile data: only its allowed keys, typed and capped.
+        report.environment = gb.clean_environment(
+            {
+                **gb.clean_kernel_environment(target.environment),
+                **report.environment,
+                "kernel_restarts": kernel.starts - 1,
+            }
+        )
         report.cells = [c.record() for c in cells]
         return report
     finally:

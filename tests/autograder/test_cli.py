@@ -188,20 +188,25 @@ def test_grades_every_student_with_one_row_each(tmp_path, fake, capsys):
     assert captured.out.splitlines()[0].startswith("WARNING: isolation was OFF")
 
 
-def test_missing_and_malformed_notebooks_get_clear_rows(tmp_path, fake):
-    """Does a missing or unreadable notebook give error rows that say why, not a crash?"""
+def test_missing_and_malformed_notebooks_get_clear_rows(tmp_path, fake, capsys):
+    """Is a missing notebook one line, "not handed in" (not an error and a hint per question),
+    counted apart from errors in the summary, and does an unreadable one say why?"""
     sub, out = make_class(tmp_path), tmp_path / "results"
     assert grade(sub, out) == 0
     dave = json.loads((out / "dave" / "results.json").read_text())
-    messages = {
-        (t["extra_data"]["chapter"], t["extra_data"]["question"]): t["output"]
-        for t in dave["tests"]
-    }
-    assert "notebook missing" in messages["fake", "first"]
-    assert "dave/ch09_fake.ipynb" in messages["fake", "first"]
-    assert "dave/ch10_other.ipynb" in messages["other", "first"]
-    outcomes = {t["extra_data"]["question"]: t["extra_data"]["outcome"] for t in dave["tests"]}
-    assert outcomes == {"first": spec.ERROR, "second": spec.ERROR, "on_gpu": spec.NOT_RUN_GPU}
+    assert [t["name"] for t in dave["tests"]] == ["fake: not handed in", "other: not handed in"]
+    fake_test, other_test = dave["tests"]
+    assert "dave/ch09_fake.ipynb" in fake_test["output"] and "hint" not in fake_test["output"]
+    assert "dave/ch10_other.ipynb" in other_test["output"]
+    assert fake_test["score"] == 0.0 and fake_test["max_score"] == 3.0  # GPU question left out
+    assert set(dave["extra_data"]["outcomes"].values()) == {"not handed in"}
+    page = (out / "dave" / "feedback.html").read_text()
+    assert page.count("not handed in") == 2 and "hint:" not in page and "<table>" not in page
+    summary = capsys.readouterr().out
+    assert "other            mean 0.14 / 1, full marks 1, not handed in 6, could not be run 0" in (
+        summary
+    )
+    assert "outcomes: passed 1\n" in summary  # the six missing notebooks are not six errors
     erin = json.loads((out / "erin" / "results.json").read_text())
     assert all(
         "malformed notebook" in t["output"]
@@ -210,7 +215,7 @@ def test_missing_and_malformed_notebooks_get_clear_rows(tmp_path, fake):
     )
     # Bob, Carol and the others submitted no chapter 10: it is "missing" for them, not absent.
     bob = json.loads((out / "bob" / "results.json").read_text())
-    assert bob["extra_data"]["outcomes"]["other.first"] == spec.ERROR
+    assert bob["extra_data"]["outcomes"]["other.first"] == "not handed in"
 
 
 def test_results_json_follows_gradescope_schema(tmp_path, fake):
@@ -224,23 +229,28 @@ def test_results_json_follows_gradescope_schema(tmp_path, fake):
         # Dave's notebooks never reached a kernel: no student code ran.
         warned = data["output"].splitlines()[0].startswith("WARNING: isolation was OFF")
         assert warned == (student != "dave")
-        assert len(data["tests"]) == 4
+        # One test per question of each chapter handed in, one per chapter not handed in.
+        assert len(data["tests"]) == (2 if student == "dave" else 4)
         for test in data["tests"]:
-            assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility"}
+            assert set(test) >= {"name", "output", "visibility"}
             assert isinstance(test["name"], str) and isinstance(test["output"], str)
+            if test["extra_data"]["outcome"] == spec.NOT_RUN_GPU:
+                # Not counted: neither passed nor failed in Gradescope (no status, no score).
+                assert "status" not in test and "score" not in test and "max_score" not in test
+                continue
             assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
             assert test["status"] in ("passed", "failed")
             assert test["visibility"] == "visible"
-            assert test["extra_data"]["outcome"] in spec.OUTCOMES
+            assert test["extra_data"]["outcome"] in (*spec.OUTCOMES, "not handed in")
         extra = data["extra_data"]
-        assert extra["seed"] == 7
+        assert "seed" not in extra and "7" not in json.dumps(extra["chapters"])
         assert set(extra["versions"]) >= {"python", "numpy", "torch"}
         assert "gpu" in extra and "isolation" in extra
-        assert sum(t["score"] for t in data["tests"]) == data["score"]
+        assert sum(t.get("score", 0.0) for t in data["tests"]) == data["score"]
     alice = json.loads((out / "alice" / "results.json").read_text())
     assert alice["score"] == 4.0
-    (gpu,) = [t for t in alice["tests"] if t["extra_data"]["question"] == "on_gpu"]
-    assert gpu["max_score"] == 0.0 and "not run" in gpu["output"]
+    (gpu,) = [t for t in alice["tests"] if t["extra_data"].get("question") == "on_gpu"]
+    assert "max_score" not in gpu and gpu["output"] == "not run (no GPU): not counted"
 
 
 def test_feedback_html_escapes_hostile_messages(tmp_path, fake):
@@ -283,7 +293,13 @@ def test_rerun_skips_graded_submissions_and_force_regrades(tmp_path, fake, capsy
 
 
 def recorded_seed(out, student="alice"):
-    return json.loads((out / student / "results.json").read_text())["extra_data"]["seed"]
+    """The seed a student's grade was made with: in the gradebook, never in their files."""
+    assert "seed" not in (out / student / "feedback.html").read_text()
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        (seed,) = db.execute(
+            "SELECT seed FROM submissions WHERE student = ? AND chapter = 'fake'", (student,)
+        ).fetchone()
+    return seed
 
 
 def test_each_results_folder_gets_a_fresh_seed_kept_for_reruns(tmp_path, fake, capsys):
@@ -607,3 +623,143 @@ def test_solve_fills_every_exercise_from_the_reference(tmp_path):
     odd = tmp_path / "homework.ipynb"
     odd.write_bytes(book_nb.read_bytes())
     assert cli.main(["solve", str(odd), "--out", str(tmp_path / "x.ipynb")]) == 1
+
+
+# -- what the kernel reports is data: one hostile record never stops the class's reports ---------
+
+
+def hostile_grade(path, chapter_id=None, **kwargs):
+    """``fake_grade``, except that mallory's kernel reports garbage: a list for the GPU name,
+    NaN for numpy's version, padding, a 15 MB failure message, and that it was isolated."""
+    report = fake_grade(path, chapter_id, **kwargs)
+    if Path(path).parent.name == "mallory":
+        report.environment.update(
+            {
+                "gpu": ["not", "a", "string"],
+                "numpy": float("nan"),
+                "torch": {"nested": [1, 2]},
+                "isolated": True,
+                **{f"pad{i}": "x" * 10_000 for i in range(1000)},
+            }
+        )
+        report.results[0].message = "boom " * 3_000_000  # 15 MB
+        report.results[0].score = float("nan")
+        report.execution_time = float("inf")
+        report.cells = [{"index": "one", "status": ["x"], "message": "m" * 10**6}, 42]
+    return report
+
+
+def strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_a_hostile_kernel_report_is_contained(tmp_path, fake, monkeypatch, capsys):
+    """Does a kernel that reports a list as its GPU, NaN as a version, 10 MB of padding, a 15 MB
+    message and `isolated: True` leave every report written, strict JSON, small, and still
+    warning that isolation was off?"""
+    monkeypatch.setattr(cli, "default_grade_fn", lambda: hostile_grade)
+    sub, out = make_class(tmp_path), tmp_path / "results"
+    assert grade(sub, out) == 0
+    assert len(read_csv(out / "grades.csv")) == 7
+    for student in ["alice", "bob", "carol", "dave", "erin", "frank", "mallory"]:
+        data = strict_json(out / student / "results.json")
+        assert data["tests"]
+    mallory = out / "mallory"
+    assert (mallory / "results.json").stat().st_size < 100_000
+    assert (mallory / "feedback.html").stat().st_size < 100_000
+    data = strict_json(mallory / "results.json")
+    assert data["output"].startswith("WARNING: isolation was OFF")  # `isolated: True` ignored
+    assert data["extra_data"]["gpu"] is None and data["extra_data"]["versions"]["numpy"] is None
+    environment = data["extra_data"]["chapters"]["fake"]["environment"]
+    assert not any(key.startswith("pad") or key == "isolated" for key in environment)
+    assert data["score"] == 1.0  # the NaN score counts as 0, the passed question as 1
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        (stored,) = db.execute(
+            "SELECT length(environment) FROM submissions WHERE student = 'mallory' "
+            "AND chapter = 'fake'"
+        ).fetchone()
+    assert stored < 2000
+
+
+def test_a_bad_record_stored_by_an_older_grader_cannot_stop_later_runs(tmp_path, fake):
+    """If the gradebook already holds a record no grader should have written (NaN, lists, text
+    that is not JSON, a 15 MB message), does every later run still write every report?"""
+    sub, out = make_class(tmp_path), tmp_path / "results"
+    assert grade(sub, out) == 0
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        db.execute(
+            "UPDATE submissions SET environment = ?, details = 'not json', score = 'NaN'"
+            " WHERE student = 'carol'",
+            ('{"gpu": ["x"], "numpy": NaN, "isolated": true, "isolation": 7}',),
+        )
+        db.execute(
+            "UPDATE results SET message = ?, outcome = 'pwned', score = 1e999, points = -1"
+            " WHERE student = 'carol'",
+            ("boom " * 3_000_000,),
+        )
+    for extra in ([], ["--force"]):
+        assert grade(sub, out, *extra) == 0
+        carol = strict_json(out / "carol" / "results.json")
+        assert carol["output"].startswith("WARNING")
+        assert (out / "carol" / "feedback.html").stat().st_size < 100_000
+        assert len(read_csv(out / "grades.csv")) == 7
+
+
+def test_one_students_report_failing_does_not_stop_the_others(tmp_path, fake, monkeypatch):
+    """If making one student's reports fails (a grader bug), do the others still get theirs, that
+    student a valid file saying so, and the run exit 1 naming them?"""
+    real = cli.reports.feedback_html
+
+    def broken_for_bob(student, records, *args, **kwargs):
+        if student == "bob":
+            raise TypeError("unhashable type: 'list'")
+        return real(student, records, *args, **kwargs)
+
+    monkeypatch.setattr(cli.reports, "feedback_html", broken_for_bob)
+    sub, out = make_class(tmp_path), tmp_path / "results"
+    assert grade(sub, out) == 1
+    assert len(read_csv(out / "grades.csv")) == 7
+    assert strict_json(out / "bob" / "results.json")["extra_data"]["report_failed"] is True
+    assert "<table>" in (out / "alice" / "feedback.html").read_text()
+
+
+def test_gpu_availability_is_the_hosts(tmp_path, fake, monkeypatch):
+    """On a machine with CUDA, does a GPU question a kernel said it could not run still count
+    (0 of its points), instead of leaving `possible`?"""
+    monkeypatch.setattr(cli, "host_has_cuda", lambda: True)
+    sub, out = make_class(tmp_path), tmp_path / "results"
+    assert grade(sub, out) == 0
+    rows = {r["student"]: r for r in read_csv(out / "grades.csv")}
+    assert rows["alice"]["total"] == "4" and rows["alice"]["possible"] == "5"
+    alice = strict_json(out / "alice" / "results.json")
+    (gpu,) = [t for t in alice["tests"] if t["extra_data"].get("question") == "on_gpu"]
+    assert gpu["status"] == "failed" and gpu["max_score"] == 1.0
+
+
+def test_review_flags_reach_the_instructor_only(tmp_path, fake, capsys):
+    """Is a notebook whose code tampers with the watch listed in review.csv, the gradebook and
+    the summary, and absent from that student's own files?"""
+    sub, out = make_class(tmp_path), tmp_path / "results"
+    nb = nbformat.read(sub / "carol" / "ch09_fake.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys\nsys.setprofile(None)"))
+    nbformat.write(nb, sub / "carol" / "ch09_fake.ipynb")
+    assert grade(sub, out) == 0
+    review = read_csv(out / "review.csv")
+    assert [(r["student"], r["chapter"], r["cell"], r["rule"]) for r in review] == [
+        ("carol", "fake", "2", "profile or trace hook"),
+        ("carol", "fake", "2", "profile or trace hook"),
+    ] or {(r["student"], r["rule"]) for r in review} == {("carol", "profile or trace hook")}
+    summary = capsys.readouterr().out
+    assert (
+        "needs review: 1 notebook(s)" in summary and "carol fake: profile or trace hook" in summary
+    )
+    for name in ["results.json", "feedback.html"]:
+        text = (out / "carol" / name).read_text()
+        assert "setprofile" not in text and "review" not in text
+    with sqlite3.connect(out / "gradebook.sqlite") as db:
+        assert db.execute("SELECT DISTINCT student, rule FROM flags").fetchall() == [
+            ("carol", "profile or trace hook")
+        ]

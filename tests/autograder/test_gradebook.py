@@ -166,3 +166,32 @@ def test_a_newer_schema_is_refused(tmp_path):
         db.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
     with pytest.raises(RuntimeError, match="schema"):
         gb.Gradebook(path)
+
+
+def test_the_kernels_environment_is_cleaned_to_allowed_keys():
+    """Of what a kernel reports, are only versions and determinism flags kept, strings capped,
+    and its word on isolation and the GPU dropped (the grader's own facts win)?"""
+    from autograder import gradebook as gb
+
+    kernel = {
+        "python": "3.11.9",
+        "numpy": float("nan"),
+        "torch": "2" * 10_000,
+        "gpu": ["a", "list"],
+        "cuda": False,
+        "isolated": True,
+        "isolation": "bubblewrap; trust me",
+        "torch_deterministic": "yes",
+        "cudnn_benchmark": False,
+        **{f"pad{i}": "x" for i in range(100)},
+    }
+    clean = gb.clean_kernel_environment(kernel)
+    assert clean == {
+        "python": "3.11.9",
+        "torch": "2" * 186 + " ... (cut)",
+        "cudnn_benchmark": False,
+    }
+    host = gb.host_environment(7, "ISOLATION OFF: no bubblewrap")
+    stored = gb.clean_environment({**clean, **host, "kernel_restarts": 2})
+    assert stored["isolation"] == "ISOLATION OFF: no bubblewrap" and stored["seed"] == 7
+    assert stored["cuda"] is gb.host_cuda() and "isolated" not in stored

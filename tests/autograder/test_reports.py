@@ -52,8 +52,8 @@ def record(outcome_a, message="", isolation=ON, cells=(), error="", require_gpu=
         "2026-01-01T00:00:00Z",
         2.6,
         report,
-        gb.possible_points(report, require_gpu),
-        gb.uncounted_questions(report, require_gpu),
+        gb.possible_points(report, require_gpu, cuda=False),
+        gb.uncounted_questions(report, require_gpu, cuda=False),
     )
 
 
@@ -137,15 +137,17 @@ def test_results_json_schema_and_gpu_exclusion():
         "off by 2",
         "hint: Use <b>both</b> sides & divide.",
     ]
-    assert g["max_score"] == 0.0 and g["extra_data"]["counted"] is False
-    assert g["extra_data"]["outcome"] == spec.NOT_RUN_GPU
+    # Not run and not counted: no status, no score, so Gradescope shows neither pass nor fail.
+    assert {"status", "score", "max_score"}.isdisjoint(g) and g["extra_data"]["counted"] is False
+    assert g["extra_data"]["outcome"] == spec.NOT_RUN_GPU and "not run" in g["output"]
     extra = data["extra_data"]
-    assert extra["seed"] == 5 and extra["gpu"] is None
+    assert "seed" not in extra and extra["gpu"] is None
     assert extra["versions"]["torch"] == "2.13.0"
     assert extra["outcomes"] == {"fake.a": spec.FAILED, "fake.g": spec.NOT_RUN_GPU}
-    assert extra["chapters"]["fake"]["hash"] == "h"
+    assert "hash" not in extra["chapters"]["fake"]  # the hash would let the seed be searched for
+    assert "seed" not in extra["chapters"]["fake"]["environment"]
     strict = reports.results_json("ann", [record(spec.PASSED, require_gpu=True)])
-    assert strict["tests"][1]["max_score"] == 3.0
+    assert strict["tests"][1]["max_score"] == 3.0 and strict["tests"][1]["status"] == "failed"
 
 
 def test_passed_questions_show_no_hint():
@@ -162,6 +164,49 @@ def test_isolation_off_detection():
     assert reports.isolation_off({"isolated": False, "isolation": OFF}) == OFF
     assert reports.isolation_off({"kernel": False}) is None  # nothing ran
     assert reports.isolation_off({"python": "3.11"}) == "not recorded"
+    for line in [
+        "bubblewrap; cgroup v2 memory/pids/cpu",
+        "bubblewrap; per-kernel uid 60003 with process and address-space rlimits, no memory cgroup",
+    ]:
+        assert reports.isolation_off({"isolation": line}) is None
+    off = "ISOLATION OFF: no bubblewrap (rlimits only)"
+    assert reports.isolation_off({"isolation": off}) == off
+    assert reports.isolation_off({"isolation": "rlimits only"}) == "rlimits only"  # no sandbox
+
+
+def test_the_kernel_cannot_say_it_was_isolated():
+    """Does `isolated: True` (which a student's kernel can report) hide nothing: the grader's
+    own OFF line still opens every report, and an ON line is shown as the sandbox wrote it?"""
+    liar = record(spec.PASSED, isolation=OFF)
+    liar.report.environment.update({"isolated": True, "isolation": ON})
+    assert reports.results_json("ann", [liar])["output"].startswith("WARNING: isolation was OFF")
+    assert html_escaped(OFF) in reports.feedback_html("ann", [liar]).split("\n")[0]
+    on = "bubblewrap; cgroup v2 memory/pids/cpu"
+    page = reports.feedback_html("ann", [record(spec.PASSED, isolation=on)])
+    assert f"sandbox: {on}" in page and "isolation was OFF" not in page
+
+
+def test_chapters_in_course_order_and_no_seed():
+    """Are chapters shown by chapter number (2 before 10), and is the run seed nowhere in a
+    student's files (their hidden inputs follow from it)?"""
+    ten, two = record(spec.PASSED), record(spec.FAILED, "wrong")
+    ten.chapter, two.chapter = "ten", "two"
+    page = reports.feedback_html("ann", [ten, two], order=["two", "ten"])
+    assert page.index("<code>two</code>") < page.index("<code>ten</code>")
+    data = reports.results_json("ann", [ten, two], order=["two", "ten"])
+    assert [t["extra_data"]["chapter"] for t in data["tests"]][0] == "two"
+    text = reports.results_json_text("ann", [ten]) + reports.feedback_html("ann", [ten])
+    assert "seed" not in text
+    from autograder.questions import get_chapter
+
+    by_number = sorted(["normalization", "descent", "momentum"], key=lambda c: -len(c))
+    recs = []
+    for chapter in by_number:
+        rec = record(spec.PASSED)
+        rec.chapter = chapter
+        recs.append(rec)
+    ordered = [r.chapter for r in reports.course_order(recs)]
+    assert ordered == sorted(by_number, key=lambda c: get_chapter(c).number)
 
 
 def leaky_question(secret_in):
