@@ -503,6 +503,13 @@ def test_check_prints_the_public_table(tmp_path, fake, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("WARNING: isolation was OFF")
     assert any("second" in line and "failed" in line for line in out)
+    assert not any("needs review" in line for line in out)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import threading"))
+    nbformat.write(nb, path)
+    assert cli.cmd_check(cli.build_parser().parse_args(["check", str(path)]), public_only) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "needs review: cell 2 line 1: threads or processes: threading" in out
 
 
 # -- the real thing: chapter 1 in sandboxed kernels -----------------------------------------------
@@ -574,6 +581,8 @@ def test_real_class_grades_chapter_one(real_class):
     assert data["extra_data"]["versions"]["torch"]
     isolated = data["extra_data"]["isolation"]["isolated"]
     assert data["output"].startswith("WARNING: isolation was OFF") == (not isolated)
+    assert read_csv(out / "review.csv") == []  # the reference-solved notebook is not flagged
+    assert "needs review" not in done.stdout
 
 
 @pytest.mark.slow
