@@ -2,13 +2,21 @@
 
 The pipeline, in order (each stage needs the one before it):
 
-1. read the notebook defensively (missing, empty, malformed, huge: a report, never an exception);
+1. read the notebook defensively (missing, empty, malformed: a report, never an exception);
+   no rule on the number of cells or their outputs costs honest work: every code cell is run
+   (empty ones need no kernel), and a single cell too long to be code is skipped and said so;
 2. start (or take from a :class:`~autograder.kernel_target.KernelPool`) a sandboxed kernel;
 3. run the code cells in order, except the ``check`` cell; a cell that errors is recorded and
    the run goes on; a cell that times out, runs out of memory or kills the kernel is skipped:
    the kernel is restarted and the good cells so far are run again;
 4. inject the grading harness and grade every question through the kernel transport
    (``runner.grade_target``): every comparison and score is computed here, in the grader.
+
+One :class:`~autograder.kernel_target.Budget` per notebook bounds stages 2 to 4 together: the
+first run of the cells may use ``Limits.total_timeout`` (900 s), and everything (cells, replays
+after restarts, kernel starts, question calls) at most :data:`BUDGET_FACTOR` times that, with
+at most :data:`~autograder.kernel_target.MAX_RESTARTS` kernel restarts. Whatever the budget no
+longer allows is the student's outcome ("not run: ..."), never the grader's failure.
 """
 
 import ast
@@ -21,13 +29,14 @@ from pathlib import Path
 from autograder import gradebook as gb
 from autograder import notebook as nbtools
 from autograder import runner, spec
-from autograder.kernel_target import Kernel, KernelTarget
+from autograder.kernel_target import Budget, BudgetSpent, Kernel, KernelTarget
 from autograder.questions import get_chapter
 from autograder.sandbox import Sandbox
 
-MAX_NOTEBOOK_BYTES = 20 * 2**20
-MAX_CELLS = 2000
-MAX_CELL_CHARS = 1_000_000
+# The file may hold large outputs (figures) the grader never reads; only sources are kept.
+MAX_NOTEBOOK_BYTES = 256 * 2**20
+MAX_CELL_CHARS = 1_000_000  # a longer cell is not run (said so); the others still are
+BUDGET_FACTOR = 2  # a notebook's whole budget, in units of Limits.total_timeout
 PREAMBLE = """
 import random as _r, numpy as _np, torch as _t
 _r.seed({seed}); _np.random.seed({seed}); _t.manual_seed({seed})
@@ -35,9 +44,10 @@ _t.backends.cudnn.deterministic = True
 _t.backends.cudnn.benchmark = False
 _t.use_deterministic_algorithms(True, warn_only=True)
 del _r, _np, _t
-"""  # run before the student's cells; their own seeds (set later) stand. warn_only: an op with no
-# deterministic version warns instead of raising (warnings never cost points); cuBLAS's own
-# determinism comes from CUBLAS_WORKSPACE_CONFIG in the kernel's environment (sandbox.py).
+"""  # run before the student's cells, with spec.KERNEL_SEED (never the run seed: the kernel
+# holds nothing from which hidden inputs follow); their own seeds (set later) stand. warn_only:
+# an op with no deterministic version warns instead of raising (warnings never cost points);
+# cuBLAS's determinism comes from CUBLAS_WORKSPACE_CONFIG in the kernel's environment.
 
 
 class NotebookError(ValueError):
@@ -52,6 +62,11 @@ class Cell:
     status: str = "not run"  # ok, error, timeout, out of memory, died, skipped, not run
     message: str = ""
     seconds: float = 0.0
+
+    @property
+    def runnable(self):
+        """Does the kernel run it? (Not the check cell, an empty cell or one that cannot be.)"""
+        return self.status == "not run" and bool(self.source.strip())
 
     def record(self):
         return {
@@ -92,8 +107,6 @@ def read_code_cells(path):
         raise NotebookError(f"the notebook is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
         raise NotebookError("the file is not a Jupyter notebook (no list of cells)")
-    if len(doc["cells"]) > MAX_CELLS:
-        raise NotebookError(f"the notebook has {len(doc['cells'])} cells, more than {MAX_CELLS}")
     cells = []
     for index, raw in enumerate(doc["cells"]):
         if not isinstance(raw, dict) or raw.get("cell_type") != "code":
@@ -112,21 +125,41 @@ def read_code_cells(path):
         if not isinstance(source, str):
             raise NotebookError(f"cell {index} has a malformed source")
         if len(source) > MAX_CELL_CHARS:
-            raise NotebookError(f"cell {index} is too long")
+            cell = Cell(index, "", [], "skipped")
+            cell.message = f"not run: {len(source)} characters, more than {MAX_CELL_CHARS:,}"
+            cells.append(cell)
+            continue
         cell = Cell(index, source, nbtools.defined_names(source))
-        if nbtools.is_check(raw) or calls_check(source):
+        if not _sendable(source):
+            cell.status = "error"
+            cell.message = "not run: it holds characters that are not valid text (a lone surrogate)"
+            cell.names = []
+        elif nbtools.is_check(raw) or calls_check(source):
             cell.status, cell.message = "skipped", "check() is not run by the grader"
+        elif not source.strip():
+            cell.status = "ok"  # nothing to run
         cells.append(cell)
     return cells
 
 
+def _sendable(source):
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def calls_check(source):
     """Does the cell import the autograder or call ``check(...)``? (Not run when grading.)"""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = nbtools.parse(source)
+    if tree is None:
         return False
-    for node in ast.walk(tree):
+    try:
+        nodes = list(ast.walk(tree))
+    except (RecursionError, MemoryError):
+        return False
+    for node in nodes:
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "autograder":
             return True
         if isinstance(node, ast.Import) and any(
@@ -140,27 +173,37 @@ def calls_check(source):
 
 
 class CellRunner:
-    """Runs a submission's cells in a kernel and can bring a restarted kernel back to that state."""
+    """Runs a submission's cells in a kernel and can bring a restarted kernel back to that state.
+
+    ``total_timeout`` bounds the first run of the cells; ``kernel.budget`` (if set) bounds it
+    and everything after it, replays included.
+    """
 
     def __init__(self, kernel, cells, seed, cell_timeout, total_timeout):
         self.kernel = kernel
         self.cells = cells
-        self.seed = seed
+        self.seed = seed  # the run seed: never sent to the kernel (see spec.KERNEL_SEED)
         self.cell_timeout = cell_timeout
         self.total_timeout = total_timeout
+        self.stopped = ""  # why the kernel could not be brought back (the budget ran out)
+        self._ran = [c for c in cells if c.runnable]  # what run_all ran; replays run the good ones
 
     def preamble(self):
-        self.kernel.execute(PREAMBLE.format(seed=int(self.seed)), self.cell_timeout)
+        self.kernel.execute(PREAMBLE.format(seed=spec.KERNEL_SEED), self.cell_timeout)
+
+    def _spent(self):
+        budget = self.kernel.budget
+        return budget.why() if budget is not None and budget.spent else ""
 
     def run_all(self):
         self.preamble()
         started = time.perf_counter()
-        for cell in self.cells:
-            if cell.status == "skipped":
-                continue
-            if time.perf_counter() - started > self.total_timeout:
-                cell.status = "skipped"
-                cell.message = f"not run: the notebook used up its {self.total_timeout:g} s"
+        for cell in self._ran:
+            why = self.stopped or self._spent()
+            if not why and time.perf_counter() - started > self.total_timeout:
+                why = f"the notebook used up its {self.total_timeout:g} s"
+            if why:
+                cell.status, cell.message = "skipped", f"not run: {why}"
                 continue
             done = self.kernel.execute(cell.source, self.cell_timeout)
             cell.status, cell.seconds = done.status, done.seconds
@@ -168,21 +211,30 @@ class CellRunner:
             if done.fatal:
                 self.recover()
 
+    def good(self):
+        return [c for c in self._ran if c.status in ("ok", "error")]
+
     def recover(self):
-        """Restart the kernel and re-run the cells that ran (ok or with an error) so far."""
+        """Restart the kernel and re-run the cells that ran (ok or with an error) so far.
+
+        Each restart and each replayed cell draws on the kernel's budget; when it allows no
+        more, the kernel stays stopped and :attr:`stopped` says why.
+        """
         while True:
-            self.kernel.restart()
+            try:
+                self.kernel.restart()
+            except BudgetSpent as exc:
+                self.stopped = str(exc)
+                return False
             self.preamble()
-            for cell in self.cells:
-                if cell.status not in ("ok", "error"):
-                    continue
+            for cell in self.good():
                 done = self.kernel.execute(cell.source, self.cell_timeout)
                 if done.fatal:  # it behaved differently this time: drop it and start again
                     cell.status = done.status
                     cell.message = done.describe(self.cell_timeout) + " (when run again)"
                     break
             else:
-                return
+                return True
 
     def describe_missing(self, name):
         defining = [c for c in self.cells if name in c.names]
@@ -196,6 +248,8 @@ class CellRunner:
             return f"`{name}` is not defined: {where} {cell.message}"
         if cell.status in ("timeout", "out of memory", "died"):
             return f"`{name}` is not defined: {where} {cell.message} and was skipped"
+        if self.stopped:
+            return f"`{name}` is not defined: {where} could not be run again ({self.stopped})"
         return f"`{name}` is not defined: {where} was not run ({cell.message})"
 
 
@@ -228,6 +282,7 @@ def grade_notebook(
     sandbox=None,
     require_gpu=False,
     kernel=None,
+    budget=None,
 ):
     """Grade the notebook at ``path`` in a fresh sandboxed kernel; return a ``runner.Report``.
 
@@ -235,7 +290,9 @@ def grade_notebook(
     (``ch01_descent.ipynb``). ``timeout`` caps each cell and each call (seconds). ``sandbox``:
     None detects what this machine supports, False runs without isolation (still limited), or a
     :class:`~autograder.sandbox.Sandbox`. ``kernel``: a started kernel from a KernelPool (it is
-    closed afterwards, never reused). Problems with the submission end up in the report.
+    closed afterwards, never reused). ``budget``: wall-clock seconds for the whole notebook
+    (default ``BUDGET_FACTOR * Limits.total_timeout``). Problems with the submission end up in
+    the report.
     """
     started = time.perf_counter()
     if chapter_id is None:
@@ -265,11 +322,15 @@ def grade_notebook(
     limits = sandbox.limits
     cell_timeout = timeout or limits.cell_timeout
     kernel = kernel or Kernel(sandbox).start()
+    kernel.budget = Budget(budget or BUDGET_FACTOR * limits.total_timeout)
     try:
         kernel.wait_ready()
         cell_runner = CellRunner(kernel, cells, seed, cell_timeout, limits.total_timeout)
         cell_runner.run_all()
         report.cells = [c.record() for c in cells]
+        if cell_runner.stopped:
+            report.results = _all_errors(chapter, f"not graded: {cell_runner.stopped}")
+            return report
         try:
             target = KernelTarget(
                 kernel,
@@ -304,11 +365,11 @@ def grade_notebook(
 def _replay(cell_runner):
     """After a call killed the kernel (already restarted): run the good cells again."""
     cell_runner.preamble()
-    for cell in cell_runner.cells:
-        if cell.status in ("ok", "error"):
-            done = cell_runner.kernel.execute(cell.source, cell_runner.cell_timeout)
-            if done.fatal:
-                cell.status = done.status
-                cell.message = done.describe(cell_runner.cell_timeout) + " (when run again)"
-                cell_runner.recover()
-                return
+    for cell in cell_runner.good():
+        done = cell_runner.kernel.execute(cell.source, cell_runner.cell_timeout)
+        if done.fatal:
+            cell.status = done.status
+            cell.message = done.describe(cell_runner.cell_timeout) + " (when run again)"
+            if not cell_runner.recover():
+                raise BudgetSpent(cell_runner.stopped)
+            return

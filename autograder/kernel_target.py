@@ -7,8 +7,21 @@ keeping only a capped amount of what it prints. :class:`KernelTarget` is the tra
 read but not write, the kernel runs ``__descent_harness__.call(request, out)``, and the grader
 copies ``out`` into a private folder (no symlinks followed, sizes checked) before reading it with
 ``wire.load``. Nothing the kernel sends is ever unpickled or evaluated here.
+
+The kernel's messages never reach the grader's process directly: a small *relay* process (the
+grader's own code, under its own address-space limit) holds the sockets to the kernel, drops
+any frame larger than :data:`RELAY_MAX_FRAME` before reading it, and forwards only messages of
+at most :data:`MAX_MESSAGE_BYTES` (a larger stream message is cut to its first characters, a
+larger reply replaced by an error reply). ZeroMQ bounds frames but not the number of frames in
+one message, so only a separate process can bound what a flooding kernel costs: the relay dies
+at its limit, the grader sees it gone and reports the kernel as killed. The grader's own
+sockets accept :data:`MAX_MESSAGE_BYTES` per frame and :data:`GRADER_RCVHWM` messages each.
+
+:class:`Budget` is one wall-clock budget and restart allowance per notebook: cells, replays
+after restarts, kernel starts and question calls all draw on it.
 """
 
+import json
 import os
 import secrets
 import shutil
@@ -27,9 +40,57 @@ from jupyter_client import KernelManager
 from autograder import runner, spec
 from autograder.sandbox import Cgroup, Sandbox
 
-MAX_REPLY_BYTES = 16 * 2**20  # an execute_reply larger than this is not parsed
+MAX_MESSAGE_BYTES = 4 * 2**20  # largest message the relay forwards to the grader
+MAX_REPLY_BYTES = MAX_MESSAGE_BYTES  # (old name)
+GRADER_RCVHWM = 8  # messages queued per grader socket: at most 2 x 8 x 4 MiB per kernel
+RELAY_MAX_FRAME = 128 * 2**20  # a larger frame from the kernel is dropped unread (ZMQ_MAXMSGSIZE)
+RELAY_RCVHWM = 2  # messages the relay queues from the kernel, per socket
+RELAY_MEMORY_BYTES = 1536 * 2**20  # the relay's RLIMIT_AS: a flood beyond it kills only the relay
+RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")  # run as a script
+MAX_RESTARTS = 6  # kernel restarts per notebook (after fatal cells or calls), then no more
 MAX_COLLECT_BYTES = 1 * 2**30  # everything one call may return, files together
 MAX_COLLECT_FILES = 2000
+
+
+class BudgetSpent(RuntimeError):
+    """The notebook used up its wall-clock budget or its kernel restarts."""
+
+
+class Budget:
+    """One notebook's wall-clock seconds and kernel restarts, shared by everything it runs.
+
+    Cell runs, replays after a restart, kernel starts and question calls all take their time
+    limit from :meth:`cap`; :meth:`restart` counts restarts. A cell that hangs only after a
+    restart therefore costs at most what is left of the budget, never one more timeout each.
+    """
+
+    def __init__(self, seconds, restarts=MAX_RESTARTS):
+        self.seconds = float(seconds)
+        self.restarts = int(restarts)
+        self.used_restarts = 0
+        self.deadline = time.monotonic() + self.seconds
+
+    def left(self):
+        return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def spent(self):
+        return self.left() <= 0
+
+    def cap(self, timeout):
+        """``timeout`` shortened to what is left (0 when nothing is)."""
+        return min(float(timeout), self.left())
+
+    def why(self):
+        if self.used_restarts >= self.restarts and not self.spent:
+            return f"the kernel was restarted {self.restarts} times, the most for one notebook"
+        return f"the notebook used up its {self.seconds:g} s time budget"
+
+    def restart(self):
+        """Take one restart; BudgetSpent if none (or no time) is left."""
+        if self.used_restarts >= self.restarts or self.spent:
+            raise BudgetSpent(self.why())
+        self.used_restarts += 1
 
 
 @dataclass
@@ -54,7 +115,7 @@ class Execution:
         if self.status == "out of memory":
             return "ran out of memory (the kernel was killed)"
         if self.status == "died":
-            return "killed the kernel"
+            return self.evalue or "killed the kernel"
         return "ran"
 
 
@@ -91,6 +152,20 @@ class _KernelManager(KernelManager):
     def format_kernel_cmd(self, extra_arguments=None):
         return list(self.descent_cmd)
 
+    def _connect_control_socket(self):
+        """No control socket: the grader never sends on it, and an unread socket from the
+        kernel would only queue what a hostile kernel sends. Kernels are stopped by signal."""
+        self._control_socket = None
+
+
+def _grader_context():
+    """A ZMQ context whose sockets accept bounded frames and queues (see the module doc)."""
+    context = zmq.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES + 2**16)
+    context.setsockopt(zmq.RCVHWM, GRADER_RCVHWM)
+    context.setsockopt(zmq.LINGER, 0)
+    return context
+
 
 class Kernel:
     """One sandboxed kernel for one submission; :meth:`restart` gives a fresh process."""
@@ -105,8 +180,11 @@ class Kernel:
         self.private = os.path.join(self.base, "private")  # never visible to the kernel
         for path in (self.ro, self.rw, self.private):
             os.mkdir(path, 0o700)
-        self.km = self.kc = self.cgroup = None
+        self.km = self.kc = self.cgroup = self.relay = None
         self.starts = 0
+        self.budget = None  # a Budget, set by whoever grades a notebook on this kernel
+        self.flooded = False
+        self._iopub_ok = True
         self.console = None
         self.start_seconds = []
         self._started_at = None
@@ -117,7 +195,9 @@ class Kernel:
         self.starts += 1
         self._started_at = time.perf_counter()
         self.cgroup = Cgroup(self.limits) if self.sandbox.cgroups else None
-        tag = f"k{self.starts}"
+        self.flooded = False
+        self._iopub_ok = True
+        tag = secrets.token_hex(8)  # neutral: nothing in a name tells the kernel how often it ran
         km = _KernelManager(transport="ipc", ip=os.path.join(self.rw, tag))
         km.connection_file = os.path.join(self.ro, f"{tag}.json")
         km.session.packer = "json"
@@ -150,14 +230,43 @@ class Kernel:
         self.console = _Capped(16 * 2**10)  # what the process writes outside Jupyter's streams
         pipe = km.provisioner.process.stdout
         threading.Thread(target=_drain_pipe, args=(pipe, self.console), daemon=True).start()
-        kc = km.client()
-        kc.start_channels()
+        front = os.path.join(self.private, "r" + tag)
+        self.relay = self._start_relay(km, front)
+        kc = km.client(ip=front, context=_grader_context())
+        kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self.kc = kc
         if self.warm:  # queued now, runs while the kernel would otherwise wait for work
             kc.execute("import " + ", ".join(self.warm), silent=True, store_history=False)
         return self
 
+    def _start_relay(self, km, front):
+        config = {
+            "kernel_shell": f"ipc://{km.ip}-{km.shell_port}",
+            "kernel_iopub": f"ipc://{km.ip}-{km.iopub_port}",
+            "grader_shell": f"ipc://{front}-{km.shell_port}",
+            "grader_iopub": f"ipc://{front}-{km.iopub_port}",
+            "key": km.session.key.decode(),
+            "frame": RELAY_MAX_FRAME,
+            "hwm": RELAY_RCVHWM,
+            "forward": MAX_MESSAGE_BYTES,
+            "prefix": self.limits.output_bytes,
+            "memory": RELAY_MEMORY_BYTES,
+            "parent": os.getpid(),
+        }
+        return subprocess.Popen(
+            [sys.executable, "-I", RELAY, json.dumps(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def relay_alive(self):
+        return self.relay is not None and self.relay.poll() is None
+
     def wait_ready(self, timeout=90):
+        if self.budget is not None:
+            timeout = max(1.0, self.budget.cap(timeout))
         try:
             self.kc.wait_for_ready(timeout=timeout)
         except RuntimeError as exc:
@@ -169,7 +278,7 @@ class Kernel:
         return self
 
     def alive(self):
-        return self.km is not None and self.km.is_alive()
+        return self.km is not None and self.km.is_alive() and self.relay_alive()
 
     def kill(self):
         """Stop the kernel and everything it started."""
@@ -192,21 +301,34 @@ class Kernel:
                 if proc is not None:
                     proc.kill()
             self.km = None
+        if self.relay is not None:
+            self.relay.kill()
+            self.relay.wait()
+            self.relay = None
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
 
     def restart(self):
+        """A fresh kernel process; BudgetSpent (the kernel left stopped) if the notebook's
+        budget allows no more restarts."""
+        if self.budget is not None:
+            try:
+                self.budget.restart()
+            except BudgetSpent:
+                self.kill()
+                raise
         self.kill()
-        for name in os.listdir(self.rw):  # what the dead kernel wrote is not trusted later
-            path = os.path.join(self.rw, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+        for folder in (self.rw, self.ro):  # nothing of the last run is left, nor trusted
+            for name in os.listdir(folder):
+                path = os.path.join(folder, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
         self.start().wait_ready()
 
     def close(self):
@@ -224,18 +346,33 @@ class Kernel:
         return self.cgroup is not None and self.cgroup.ran_out_of_memory()
 
     def _death(self, started):
+        seconds = time.perf_counter() - started
+        if self.km is not None and not self.relay_alive():
+            self.flooded = True
+            self.kill()  # the kernel drowned the relay: it is stopped, as if it had died
+            why = "was stopped: it sent the grader more data than the grader accepts"
+            return Execution("died", evalue=why, seconds=seconds)
         status = "out of memory" if self.ran_out_of_memory() else "died"
-        return Execution(status, seconds=time.perf_counter() - started)
+        return Execution(status, seconds=seconds)
 
     def execute(self, code, timeout):
-        """Run ``code``; return an :class:`Execution`. The kernel is not restarted here."""
+        """Run ``code``; return an :class:`Execution`. The kernel is not restarted here.
+
+        ``timeout`` is shortened to what is left of the notebook's :attr:`budget`.
+        """
         started = time.perf_counter()
+        if self.budget is not None:
+            timeout = self.budget.cap(timeout)
         if not self.alive():
             return self._death(started)
         kc = self.kc
         if self.cgroup is not None:
             self.cgroup.reset_peak()
-        msg_id = kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        try:
+            msg_id = kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        except (ValueError, TypeError) as exc:  # e.g. a lone surrogate cannot be sent as UTF-8
+            why = f"the code cannot be sent to the kernel ({type(exc).__name__})"
+            return Execution("error", "InvalidSource", why, seconds=0.0)
         shell, iopub = kc.shell_channel.socket, kc.iopub_channel.socket
         poller = zmq.Poller()
         poller.register(shell, zmq.POLLIN)
@@ -243,6 +380,7 @@ class Kernel:
         output = _Capped(self.limits.output_bytes)
         deadline = started + timeout
         reply = None
+        idle = False
         while reply is None:
             left = deadline - time.perf_counter()
             if left <= 0:
@@ -252,12 +390,18 @@ class Kernel:
                 return Execution("timeout", output=output.text(), seconds=timeout)
             events = dict(poller.poll(int(min(left, 0.25) * 1000) + 1))
             if iopub in events:
-                self._drain(iopub, msg_id, output)
+                idle = self._drain(iopub, msg_id, output) or idle
             if shell in events:
                 reply = self._reply(shell, msg_id)
             if reply is None and not self.alive():
                 return self._death(started)
-        self._drain(iopub, msg_id, output)
+        idle = self._drain(iopub, msg_id, output) or idle
+        # The output may trail the reply; after a flood broke the output channel, wait less.
+        settle = min(deadline, time.perf_counter() + (1.0 if self._iopub_ok else 0.1))
+        while not idle and time.perf_counter() < settle:
+            if iopub.poll(50):
+                idle = self._drain(iopub, msg_id, output) or idle
+        self._iopub_ok = idle
         seconds = time.perf_counter() - started
         if not isinstance(reply, dict) or reply.get("status") != "ok":
             reply = reply if isinstance(reply, dict) else {}
@@ -291,29 +435,42 @@ class Kernel:
         return None
 
     def _drain(self, iopub, msg_id, output):
-        """Read everything waiting on iopub; keep (capped) what our request printed."""
+        """Read everything waiting on iopub; keep (capped) what our request printed.
+
+        True once the kernel's "idle" status for our request has been read (all its output
+        has been sent by then).
+        """
         session = self.kc.session
+        idle = False
         for _ in range(10_000):  # then the caller checks its deadline
             try:
                 frames = iopub.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
-            if output.full:
-                output.dropped += sum(len(f) for f in frames)
+                return idle
+            size = sum(len(f) for f in frames)
+            if output.full and size > 4096:  # a status message is small: keep looking for it
+                output.dropped += size
                 continue
             try:
                 _, parts = session.feed_identities(frames)
                 msg = session.deserialize(parts, content=False)
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
-                if msg["header"].get("msg_type") == "stream":
+                kind = msg["header"].get("msg_type")
+                if kind == "status":
+                    content = session.unpack(msg["content"])
+                    idle = idle or content.get("execution_state") == "idle"
+                elif kind == "stream" and not output.full:
                     if len(parts[4]) > MAX_REPLY_BYTES:  # hmac, 3 dicts, content
                         output.add(_stream_prefix(parts[4], output.limit))
                         continue
                     content = session.unpack(msg["content"])
                     output.add(str(content.get("text", "")))
+                elif kind == "stream":
+                    output.dropped += size
             except Exception:  # noqa: BLE001 -- output is for information only
                 continue
+        return idle
 
     # -- requests and results --------------------------------------------------------------
     def new_call(self):
@@ -455,13 +612,23 @@ class KernelTarget:
         return f"`{name}` is not defined in the notebook"
 
     def _recover(self):
+        """Restart the kernel and bring it back; KernelDied if the notebook's budget (time or
+        restarts) does not allow it: the question is the student's loss, never the grader's."""
         self.restarts += 1
-        self.kernel.restart()
-        self.prepare(self.kernel)
-        self.install()
+        try:
+            self.kernel.restart()
+            self.prepare(self.kernel)
+            self.install()
+        except BudgetSpent as exc:
+            raise spec.KernelDied(f"not run: {exc}", spec.CRASHED) from None
+        except RuntimeError as exc:  # the harness could not be installed again
+            raise spec.KernelDied(f"not run: the kernel could not be restarted ({exc})") from None
         self._broken = False
 
     def call(self, target, args, kwargs, timeout, forbid=()):
+        budget = self.kernel.budget
+        if budget is not None and budget.spent:
+            raise spec.StudentTimeout(f"not run: {budget.why()}")
         if self._broken:
             self._recover()
         if self.call_timeout is not None:
@@ -478,13 +645,16 @@ class KernelTarget:
         name = target.removeprefix("driver:")
         if done.status == "timeout":
             self._broken = True
+            budget = self.kernel.budget
+            if budget is not None and budget.spent:
+                raise spec.StudentTimeout(f"`{name}` ran past the end of {budget.why()[4:]}")
             raise spec.StudentTimeout(f"`{name}` ran past the {timeout:g} s limit")
         if done.status == "out of memory":
             self._broken = True
             raise spec.KernelDied(f"`{name}` ran out of memory", spec.OUT_OF_MEMORY)
         if done.status == "died":
             self._broken = True
-            raise spec.KernelDied(f"`{name}` killed the kernel", spec.CRASHED)
+            raise spec.KernelDied(f"`{name}` {done.describe()}", spec.CRASHED)
         private = self.kernel.collect(out)
         shutil.rmtree(out, ignore_errors=True)
         try:

@@ -36,11 +36,25 @@ def is_gpu(cell):
     return GPU_TAG in tags(cell)
 
 
+def parse(source):
+    """The AST of a cell's source, or None if it cannot be parsed for any reason.
+
+    Student code is data: besides a SyntaxError, a lone surrogate (UnicodeEncodeError), a null
+    byte (ValueError), deep nesting (RecursionError) or a huge expression (MemoryError) make
+    ``ast.parse`` raise, and none of them may become the grader's failure.
+    """
+    if not isinstance(source, str):
+        return None
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None  # UnicodeEncodeError is a ValueError
+
+
 def defined_names(source):
     """Top-level functions and classes a cell defines (empty if it does not parse)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = parse(source)
+    if tree is None:
         return []
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     return [node.name for node in tree.body if isinstance(node, kinds)]

@@ -12,10 +12,22 @@ A question file (``autograder/questions/<chapter>.py``) looks like::
         t.compare("quadratic_minimizer", H, b)
 
 A case receives ``t`` (a :class:`Trial`: calls into the student's kernel and the reference,
-compares in the grader) and ``rng`` (a NumPy generator seeded from the run's seed, the question
-id and the case's index). A case passes when it returns without raising.
+compares in the grader) and ``rng`` (a NumPy generator, see :meth:`Question.seed_for`). A case
+passes when it returns without raising.
+
+Where the inputs come from: a public case's ``rng`` depends only on the question id and the
+case's index (the inputs ``check()`` uses in JupyterLab are the ones graded). A hidden case's
+``rng`` is keyed by the run seed, which lives only in the instructor's gradebook: its entropy is
+HMAC-SHA256 of the question id and case index under a key stretched from the run seed
+(PBKDF2), so the public question code and every input a student can see tell nothing about
+the others, and guessing the seed costs a PBKDF2 per guess. The same run seed gives the same
+inputs (re-runs are reproducible). The student's kernel is seeded with :data:`KERNEL_SEED`,
+which has nothing to do with the run seed.
 """
 
+import functools
+import hashlib
+import hmac
 import zlib
 from dataclasses import dataclass, field
 
@@ -34,6 +46,28 @@ NOT_RUN_GPU = "not run (no GPU)"
 OUTCOMES = (PASSED, FAILED, ERROR, TIMEOUT, OUT_OF_MEMORY, CRASHED, NOT_RUN_GPU)
 
 DEFAULT_CALL_TIMEOUT = 60.0  # seconds per call into the student's kernel
+
+PUBLIC_SEED = 0  # public cases draw from this, whatever the run seed (check()'s default seed)
+KERNEL_SEED = 1729  # the student's kernel is seeded with this: fixed, unrelated to any run seed
+_HIDDEN_SALT = b"descent hidden cases v1"
+_HIDDEN_ROUNDS = 100_000  # PBKDF2 rounds: ~50 ms once per run seed, the same per guessed seed
+
+
+@functools.lru_cache(maxsize=32)
+def _hidden_key(run_seed):
+    return hashlib.pbkdf2_hmac("sha256", str(int(run_seed)).encode(), _HIDDEN_SALT, _HIDDEN_ROUNDS)
+
+
+def hidden_entropy(run_seed, *parts):
+    """Seed material for a hidden input: HMAC-SHA256 of ``parts`` under the run seed's key.
+
+    Four 64-bit words (a ``numpy.random.default_rng`` seed); the same run seed and parts give
+    the same words, and nothing short of the run seed gives them.
+    """
+    message = "\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass")
+    digest = hmac.new(_hidden_key(run_seed), message, hashlib.sha256).digest()
+    return [int.from_bytes(digest[i : i + 8], "little") for i in range(0, 32, 8)]
+
 
 # ``forbidden`` sets shared by several chapters (see Question.forbidden).
 AUTOGRAD = ("torch.autograd", "torch.func", "torch._functorch")
@@ -107,7 +141,11 @@ class Question:
         return add
 
     def seed_for(self, run_seed, index):
-        return [int(run_seed), zlib.crc32(self.id.encode()), index]
+        """Seed of case ``index``'s inputs: public cases ignore ``run_seed`` (they are the
+        inputs ``check()`` shows); hidden ones are keyed by it (see the module docstring)."""
+        if 0 <= index < len(self.cases) and self.cases[index].public:
+            return [PUBLIC_SEED, zlib.crc32(self.id.encode()), index]
+        return hidden_entropy(run_seed, "case", self.id, index)
 
     def rng_for(self, run_seed, index):
         return np.random.default_rng(self.seed_for(run_seed, index))
