@@ -23,6 +23,7 @@ after restarts, kernel starts and question calls all draw on it.
 
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -48,7 +49,28 @@ RELAY_RCVHWM = 2  # messages the relay queues from the kernel, per socket
 RELAY_MEMORY_BYTES = 1536 * 2**20  # the relay's RLIMIT_AS: a flood beyond it kills only the relay
 RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")  # run as a script
 MAX_RESTARTS = 6  # kernel restarts per notebook (after fatal cells or calls), then no more
-MAX_COLLECT_BYTES = 1 * 2**30  # everything one call may return, files together
+MAX_COLLECT_BYTES = 256 * 2**20  # everything one call may return, files together
+# The grader's own address-space limit (RLIMIT_AS, limit_grader_memory): a base for the process
+# (torch imported: about 0.9 GiB of address space) plus, per kernel graded at once, room for one
+# call's results read twice (student and reference) and the bounded message queues (64 MiB).
+GRADER_BASE_BYTES = 4 * 2**30
+GRADER_PER_KERNEL_BYTES = 1 * 2**30
+
+
+def limit_grader_memory(kernels):
+    """Lower this process's RLIMIT_AS to GRADER_BASE_BYTES + kernels x GRADER_PER_KERNEL_BYTES
+    (never raise it); return the soft limit in force. Past it an allocation raises MemoryError,
+    which a call turns into the student's error: the host is never driven out of memory."""
+    limit = GRADER_BASE_BYTES + max(1, int(kernels)) * GRADER_PER_KERNEL_BYTES
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        soft = limit
+    return soft
+
+
 MAX_COLLECT_FILES = 2000
 
 
@@ -662,7 +684,11 @@ class KernelTarget:
                 raise spec.StudentError(
                     {"type": done.ename, "mro": [done.ename], "message": done.evalue}, target
                 )
-            return runner.read_status(private, target)
+            try:
+                return runner.read_status(private, target)
+            except MemoryError:  # the grader's own limit: the result is the student's loss
+                info = {"type": "MemoryError", "mro": ["MemoryError"], "message": "too large"}
+                raise spec.StudentError(info, target) from None
         finally:
             shutil.rmtree(private, ignore_errors=True)
 
@@ -701,8 +727,11 @@ class KernelPool:
     starts a replacement at once. Close the pool (or use it as a context manager) when done.
     """
 
-    def __init__(self, size=1, sandbox=None, warm=("numpy", "torch")):
+    def __init__(self, size=1, sandbox=None, warm=("numpy", "torch"), limit_memory=False):
         self.size = max(0, int(size))
+        # ``limit_memory``: hold this process to limit_grader_memory(size). Off by default: the
+        # limit is inherited by every child (a browser in the same test session would fail).
+        self.memory_limit = limit_grader_memory(self.size) if limit_memory else None
         self.sandbox = sandbox if sandbox is not None else Sandbox.detect()
         self.warm = warm
         self._lock = threading.Lock()
