@@ -44,11 +44,14 @@ def _is_number(x):
     return isinstance(x, int | float | complex | np.number | bool) and not isinstance(x, str)
 
 
-def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
+def assert_close(got, want, rtol=None, atol=None, what="result", _path="", names=None):
     """Raise AssertionError, with a message safe to show students, unless ``got`` ~ ``want``.
 
     ``want`` sets the structure: a tuple or list must match in length, a dict in keys, arrays in
     shape. Messages name where the mismatch is and how large, never the expected values.
+    ``names`` (optional) names the returned values as the exercise does: a sequence, one name per
+    item of a tuple or list (``("dx", "dgamma", "dbeta")``), or a dict from key to name; a
+    mismatch is then reported as ``dgamma: ...`` rather than ``result[1]: ...``.
     """
     where = f"{what}{_path}"
     if isinstance(want, dict):
@@ -66,7 +69,10 @@ def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
                 + (f"; {extra} unexpected key(s)" if extra else "")
             )
         for k in want:
-            assert_close(got[k], want[k], rtol, atol, what, f"{_path}[{k!r}]")
+            if isinstance(names, dict) and k in names:
+                assert_close(got[k], want[k], rtol, atol, names[k])
+            else:
+                assert_close(got[k], want[k], rtol, atol, what, f"{_path}[{k!r}]")
         return
     if isinstance(want, tuple | list) and not _is_number(got):
         if not isinstance(got, tuple | list):
@@ -75,8 +81,12 @@ def assert_close(got, want, rtol=None, atol=None, what="result", _path=""):
             )
         if len(got) != len(want):
             raise AssertionError(f"{where}: length {len(got)} != expected {len(want)}")
+        named = isinstance(names, tuple | list) and len(names) == len(want)
         for i, (g, w) in enumerate(zip(got, want)):
-            assert_close(g, w, rtol, atol, what, f"{_path}[{i}]")
+            if named:
+                assert_close(g, w, rtol, atol, names[i])
+            else:
+                assert_close(g, w, rtol, atol, what, f"{_path}[{i}]")
         return
     if isinstance(want, str) or want is None:
         if got != want:

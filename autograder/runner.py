@@ -149,14 +149,48 @@ class Report:
         }
 
 
-def _student_error_message(err, public=True):
+# Raised by the kernel harness (and chapter 6's drivers) when a call changed an argument the
+# grader passed: the course's rule is that functions leave their inputs unchanged. Graded as
+# FAILED, like SHORTCUT: the answer may be right, the function still broke a stated rule.
+INPUT_MODIFIED = "InputModified"
+# Raised by a driver when the notebook's code breaks another rule its prompt states (e.g. calls
+# another exercise's function where the prompt asks for a self-contained one).
+RULE_BROKEN = "RuleBroken"
+RULES = (spec.SHORTCUT, INPUT_MODIFIED, RULE_BROKEN)
+
+
+def _student_error_message(err, public=True, functions=()):
     """What a student is told about an exception from their code. Its message and class name
     are the student's own text (a function can put its hidden inputs there): a public case shows
-    a short excerpt; a hidden case shows only the built-in exception class it derives from."""
+    a short excerpt; a hidden case shows only the built-in exception class it derives from.
+
+    A driver (``driver:<name>``) is the grader's code calling the notebook's ``functions``: the
+    message names those, and says the error came from them as the grader called them."""
     t, m = err.info.get("type"), err.info.get("message", "")
     name = err.target.removeprefix("driver:")
+    by_driver = err.target.startswith("driver:") and bool(functions)
+    if by_driver:
+        name = "/".join(functions)
     if err.is_a(NotImplementedError):
         return f"`{name}` raised NotImplementedError: not implemented yet"
+    if t == INPUT_MODIFIED:
+        if not public:
+            return (
+                "your code changed an argument it was given, in place; the exercise asks you to "
+                "leave the caller's inputs unchanged (work on a copy)"
+            )
+        return f"your code changed its input: {excerpt(m, MESSAGE_CHARS)}"
+    if t == RULE_BROKEN:
+        if not public:
+            return "your code breaks a rule the exercise's prompt states (check() names it)"
+        return f"your code {excerpt(m, MESSAGE_CHARS)}"
+    if by_driver:
+        called = "when the grader's test code called it"
+        kind = builtin_exception(err.info.get("mro"))
+        if not public:
+            return f"your `{name}` raised {kind} {called} (messages are not shown for hidden cases)"
+        kind = re.sub(r"[^A-Za-z0-9_.]", "", str(t))[:60] or kind
+        return f"your `{name}` raised {kind} {called}: {excerpt(m, MESSAGE_CHARS)}".rstrip(": ")
     if t == spec.SHORTCUT:  # raised by the harness around a driver or function: name no driver
         if not public:
             return "your code calls a module this exercise forbids (check() names it)"
@@ -202,8 +236,9 @@ def grade_question(question, student, reference, seed, hidden=True):
         except AssertionError as exc:
             return result(spec.FAILED, f"{label}: {exc}", n)
         except spec.StudentError as err:
-            outcome = spec.FAILED if err.info.get("type") == spec.SHORTCUT else spec.ERROR
-            return result(outcome, f"{label}: {_student_error_message(err, case.public)}", n)
+            outcome = spec.FAILED if err.info.get("type") in RULES else spec.ERROR
+            why = _student_error_message(err, case.public, question.functions)
+            return result(outcome, f"{label}: {why}", n)
         except spec.StudentTimeout as exc:
             return result(spec.TIMEOUT, f"{label}: {exc}", n)
         except spec.KernelDied as exc:

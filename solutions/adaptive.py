@@ -10,8 +10,10 @@ class AdaGrad(torch.optim.Optimizer):
     """AdaGrad with the arguments, defaults and update rule of ``torch.optim.Adagrad``.
 
     Per parameter: ``g <- g + weight_decay * p``, ``clr = lr / (1 + (t - 1) * lr_decay)``,
-    ``G <- G + g * g`` (``G`` starts at ``initial_accumulator_value``) and
-    ``p <- p - clr * g / (sqrt(G) + eps)``. Parameters whose ``grad`` is None are skipped.
+    ``G <- G + g * g`` (``G`` starts at the ``initial_accumulator_value`` of the parameter's
+    group; torch.optim.Adagrad uses the constructor's value for every group) and
+    ``p <- p - clr * g / (sqrt(G) + eps)``, with ``t`` that parameter's own step count.
+    Parameters whose ``grad`` is None are skipped.
 
     Exercise 3.1 in book/ch03_adaptive/exercises.ipynb.
     """

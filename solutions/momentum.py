@@ -35,7 +35,7 @@ def max_stable_lr(H):
     """The largest learning rate ``2 / lambda_max(H)`` for which gradient descent converges.
 
     ``H`` is a symmetric positive semidefinite matrix of shape ``(d, d)``; returns a float
-    (``math.inf`` when ``H`` is zero: every step size is then stable).
+    (``math.inf`` when ``lambda_max = 0``, i.e. ``H`` is zero: every step size is then stable).
 
     Exercise 2.1 in book/ch02_momentum/exercises.ipynb.
     """
@@ -133,7 +133,8 @@ def cosine_schedule(step, total_steps, base_lr, min_lr=0.0, warmup_steps=0):
 
     For ``step < warmup_steps``: ``base_lr * (step + 1) / warmup_steps``; after that,
     ``min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi (step - warmup_steps) / (total_steps -
-    warmup_steps)))``. Returns a float.
+    warmup_steps)))``. Returns a float. Raises ``ValueError`` unless ``0 <= warmup_steps <
+    total_steps``; ``step`` runs from 0 to ``total_steps`` (which gives ``min_lr``).
 
     Exercise 2.7 in book/ch02_momentum/exercises.ipynb.
     """

@@ -46,6 +46,8 @@ def optimizer_trajectory(
     closure=False,
     batch_size=None,
     device="cpu",
+    late=None,
+    late_start=0,
 ):
     """Train ``W2 tanh(W1 x + b1) + b2`` with ``ns[name]`` and return every parameter's path.
 
@@ -56,7 +58,9 @@ def optimizer_trajectory(
     ``kwargs`` go to the constructor (None: construct with the parameters only, i.e. defaults).
     ``groups``: None (one list of parameters) or a list of dicts ``{"params": [keys], **options}``.
     ``frozen``: an array for an extra parameter that is given to the optimizer but never used by
-    the loss, so its ``grad`` stays None and it must not move. ``closure``: step through
+    the loss, so its ``grad`` stays None and it must not move. ``late``: an array for an extra
+    parameter that joins the loss only from step ``late_start`` on (its ``grad`` is None before):
+    its state, step count included, must start then. ``closure``: step through
     ``opt.step(closure)`` and record what it returns. Returns a dict: each key maps to an array of
     shape ``(num_steps + 1, *shape)``; ``"loss"`` (num_steps,) holds the loss of each step.
     """
@@ -68,6 +72,8 @@ def optimizer_trajectory(
     }
     if frozen is not None:
         params["frozen"] = torch.tensor(np.asarray(frozen), dtype=dt, device=dev).requires_grad_()
+    if late is not None:
+        params["late"] = torch.tensor(np.asarray(late), dtype=dt, device=dev).requires_grad_()
     X = torch.tensor(np.asarray(X), dtype=dt, device=dev)
     y = torch.tensor(np.asarray(y), dtype=dt, device=dev)
     n = X.shape[0]
@@ -94,11 +100,14 @@ def optimizer_trajectory(
     for s in range(num_steps):
         rows = torch.arange(s * bs, (s + 1) * bs, device=dev) % n
 
-        def compute_loss(rows=rows):
+        def compute_loss(rows=rows, s=s):
             calls[0] += 1
             for p in params.values():
                 p.grad = None
             loss = _mlp_loss(params, X[rows], y[rows])
+            if late is not None and s >= late_start:
+                # pulls the late parameter toward the batch's mean target, which moves with s
+                loss = loss + ((params["late"] - y[rows].mean()) ** 2).mean()
             loss.backward()
             return loss
 

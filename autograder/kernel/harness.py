@@ -17,6 +17,76 @@ class LibraryShortcut(Exception):
     """The function under test called into a module its exercise asks it to do without."""
 
 
+class InputModified(Exception):
+    """The call changed an argument the grader passed in: the course's rule is that every
+    function leaves its caller's arrays, tensors, lists and dicts as it found them."""
+
+
+def _snapshot(value):
+    """A deep copy of the containers and arrays of an argument (other values as they are)."""
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_snapshot(v) for v in value)
+    if hasattr(value, "detach") and hasattr(value, "clone"):  # a torch tensor
+        return value.detach().clone()
+    if hasattr(value, "copy") and hasattr(value, "dtype"):  # a NumPy array
+        return value.copy()
+    return value
+
+
+def _unchanged(now, before):
+    """Is ``now`` still equal to its snapshot ``before`` (same type, shape, dtype, values)?"""
+    if type(now) is not type(before):
+        return False
+    if isinstance(before, dict):
+        return list(now) == list(before) and all(_unchanged(now[k], before[k]) for k in before)
+    if isinstance(before, list | tuple):
+        return len(now) == len(before) and all(_unchanged(a, b) for a, b in zip(now, before))
+    if hasattr(before, "detach") and hasattr(before, "clone"):
+        now, before = now.detach().cpu().numpy(), before.detach().cpu().numpy()
+    if hasattr(before, "dtype") and hasattr(before, "shape"):
+        import numpy
+
+        if now.shape != before.shape or now.dtype != before.dtype:
+            return False
+        return bool(numpy.array_equal(now, before, equal_nan=now.dtype.kind in "fc"))
+    return True
+
+
+def _argument_names(fn, target, count):
+    """Names for the positional arguments of a call (the driver's or the function's own)."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = []
+    if target.startswith("driver:"):
+        names = names[1:]  # a driver's first parameter is the notebook namespace
+    return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(count)]
+
+
+def call_checked(fn, target, args, kwargs, forbid):
+    """``call_watched``, then InputModified if any argument differs from its state before.
+
+    The grader's arguments travel as data, so a driver that passes them on (``np.asarray`` of
+    a float64 array is the array itself) lets this see what the notebook's function did to them.
+    """
+    before_args, before_kwargs = _snapshot(list(args)), _snapshot(dict(kwargs))
+    value = call_watched(fn, args, kwargs, forbid)
+    names = _argument_names(getattr(fn, "driver", fn), target, len(args))
+    changed = [n for n, a, b in zip(names, args, before_args) if not _unchanged(a, b)]
+    changed += [k for k in before_kwargs if not _unchanged(kwargs.get(k), before_kwargs[k])]
+    if changed:
+        what = ", ".join(f"`{n}`" for n in changed)
+        raise InputModified(
+            f"{what} {'was' if len(changed) == 1 else 'were'} modified in place by the call; "
+            "leave the caller's inputs unchanged (work on a copy)"
+        )
+    return value
+
+
 class _Watch:
     """A profile hook that notes the first call into a module of ``forbid`` or a submodule."""
 
@@ -73,7 +143,9 @@ class Harness:
             fn = self.drivers.get(name)
             if fn is None:
                 raise LookupError(f"no driver named {name}")
-            return lambda *a, **k: fn(self.namespace, *a, **k)
+            bound = lambda *a, **k: fn(self.namespace, *a, **k)  # noqa: E731
+            bound.driver = fn  # for the argument names in call_checked's message
+            return bound
         if target not in self.namespace:
             raise NameError(f"name '{target}' is not defined in the notebook")
         return self.namespace[target]
@@ -88,7 +160,9 @@ class Harness:
         try:
             request = load(os.path.join(folder, "request"), tensors=True)  # noqa: F821
             fn = self.resolve(request["target"])
-            value = call_watched(fn, request["args"], request["kwargs"], request.get("forbid"))
+            value = call_checked(
+                fn, request["target"], request["args"], request["kwargs"], request.get("forbid")
+            )
             dump(value, os.path.join(out, "result"))  # noqa: F821
             status = {"ok": True}
         except KeyboardInterrupt:

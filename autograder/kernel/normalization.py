@@ -29,6 +29,12 @@ def batchnorm_output(ns, x, gamma, beta, eps=None):
     return _as_array(y, "batchnorm_forward")
 
 
+def batchnorm_output_dtype(ns, x, gamma, beta):
+    """``(y, dtype name)`` from the notebook's ``batchnorm_forward``: float32 in, float32 out."""
+    y = batchnorm_output(ns, x, gamma, beta)
+    return y, str(y.dtype)
+
+
 def batchnorm_gradients(ns, x, gamma, beta, dy, eps=None):
     """(dx, dgamma, dbeta): the notebook's forward, then its backward on its own cache."""
     _, cache = _forward(ns, x, gamma, beta, eps)
@@ -38,13 +44,18 @@ def batchnorm_gradients(ns, x, gamma, beta, dy, eps=None):
     return tuple(_as_array(v, "batchnorm_backward") for v in out)
 
 
-def _family(name, params):
-    """The function R^d -> R^d called ``name``, built from plain-data ``params`` in float64."""
-    W = torch.as_tensor(np.asarray(params["W"], dtype=np.float64))
+class RuleBroken(Exception):
+    """The notebook's code broke a rule its prompt states (the grader reports it as failed)."""
+
+
+def _family(name, params, dtype=np.float64):
+    """The function R^d -> R^d called ``name``, built from plain-data ``params`` (in ``dtype``;
+    the normalized layer is float64 only)."""
+    W = torch.as_tensor(np.asarray(params["W"]).astype(dtype))
     if name == "linear":
         return lambda v: W @ v
     if name == "tanh_layer":
-        b = torch.as_tensor(np.asarray(params["b"], dtype=np.float64))
+        b = torch.as_tensor(np.asarray(params["b"]).astype(dtype))
         return lambda v: torch.tanh(W @ v + b)
     if name == "normalized_layer":
         # A linear layer followed by normalization with statistics of a batch, held fixed:
@@ -64,11 +75,41 @@ def _family(name, params):
     raise ValueError(f"unknown function family {name!r}")
 
 
-def jacobian_kappa(ns, name, params, x):
-    """The notebook's ``jacobian_condition_number`` on the family ``name`` at ``x`` (float64)."""
-    f = _family(name, params)
-    x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    return ns["jacobian_condition_number"](f, x)
+def jacobian_kappa(ns, name, params, x, dtype="float64"):
+    """The notebook's ``jacobian_condition_number`` on the family ``name`` at ``x``.
+
+    ``dtype`` ("float64" or "float32") is that of ``x`` and of the function's weights. Exercise
+    4.4 asks for a self-contained function: while it runs, the notebook's ``condition_number``
+    is replaced by a stand-in that notes any call, and a call fails the question.
+    """
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    f = _family(name, params, np.dtype(dtype))
+    x = torch.as_tensor(np.asarray(x).astype(dtype))
+    called = []
+
+    def stand_in(*args, **kwargs):
+        called.append(True)
+        raise RuleBroken("condition_number was called")
+
+    had = "condition_number" in ns
+    original = ns.get("condition_number")
+    ns["condition_number"] = stand_in
+    try:
+        value = ns["jacobian_condition_number"](f, x)
+    except RuleBroken:
+        value = None
+    finally:
+        if had:
+            ns["condition_number"] = original
+        else:
+            del ns["condition_number"]
+    if called:
+        raise RuleBroken(
+            "calls condition_number from jacobian_condition_number; exercise 4.4 asks for a "
+            "self-contained function (compute the singular values there)"
+        )
+    return value
 
 
 def init_draws(ns, name, fan_in, fan_out, seed, repeats=1):

@@ -28,6 +28,14 @@ def random_mlp(rng, n, d, h, k, scale=1.0):
     return params, rng.normal(size=(n, d)), rng.normal(size=(n, k))
 
 
+def compare(t, target, *args, what, names=None, rtol=None, atol=None, **kwargs):
+    """``t.compare`` with the result named as the prompt names it (``what``, ``names``)."""
+    want = t.reference(target, *args, **kwargs)
+    got = t.student(target, *args, **kwargs)
+    assert_close(got, want, rtol=rtol, atol=atol, what=what, names=names)
+    return got
+
+
 def stable_lr(X, fraction=0.5):
     """A step size below 1 / max_i ||x_i||^2, stable for any batch size on least squares."""
     return fraction / float(np.max(np.sum(X**2, axis=1)))
@@ -98,10 +106,13 @@ Q = chapter.question(
 )
 
 
+GD, GD_QUADRATIC = "gradient_descent", "driver:gd_on_quadratic"
+
+
 @Q.case(public=True)
 def quadratic_2d(t, rng):
     H, b = np.diag([1.0, 10.0]), np.zeros(2)
-    t.compare("driver:gd_on_quadratic", H, b, np.array([1.0, 1.0]), 0.05, 5)
+    compare(t, GD_QUADRATIC, H, b, np.array([1.0, 1.0]), 0.05, 5, what=GD)
 
 
 @Q.case()
@@ -109,15 +120,13 @@ def random_quadratics(t, rng):
     for d, num_steps in ((1, 0), (1, 7), (4, 1), (5, 30)):
         H = random_spd(rng, d, cond=20.0)
         lr = float(rng.uniform(0.1, 1.9)) / 20.0
-        t.compare(
-            "driver:gd_on_quadratic", H, rng.normal(size=d), rng.normal(size=d), lr, num_steps
-        )
+        compare(t, GD_QUADRATIC, H, rng.normal(size=d), rng.normal(size=d), lr, num_steps, what=GD)
 
 
 @Q.case()
 def nonlinear_gradients(t, rng):
     for name in ("tanh", "sin"):
-        t.compare("driver:gd_on_function", name, rng.normal(size=3), 0.3, 12)
+        compare(t, "driver:gd_on_function", name, rng.normal(size=3), 0.3, 12, what=GD)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +178,13 @@ Q = chapter.question(
 )
 
 
+CD, CD_ON = "central_difference", "driver:central_difference_on"
+
+
 @Q.case(public=True)
 def sin_sum(t, rng):
-    t.compare("driver:central_difference_on", "sin_sum", np.array([0.0, 0.5, 1.0]), 1e-3, atol=1e-8)
+    x = np.array([0.0, 0.5, 1.0])
+    compare(t, CD_ON, "sin_sum", x, 1e-3, atol=1e-8, what=CD)
 
 
 @Q.case()
@@ -179,7 +192,7 @@ def random_functions(t, rng):
     names = ("sin_sum", "quadratic", "quartic_coupled", "logsumexp", "rosenbrock")
     for name, d in zip(names, (1, 4, 3, 6, 2)):
         x = rng.normal(size=d)
-        t.compare("driver:central_difference_on", name, x, 1e-4, atol=1e-8)
+        compare(t, CD_ON, name, x, 1e-4, atol=1e-8, what=CD)
 
 
 @Q.case()
@@ -187,7 +200,7 @@ def large_steps(t, rng):
     # With a large h the O(h^2) error is big, so only the central formula itself matches.
     for name, h in (("sin_sum", 0.1), ("quartic_coupled", 0.5), ("quadratic", 1.0)):
         x = rng.normal(size=4)
-        t.compare("driver:central_difference_on", name, x, h, rtol=1e-9, atol=1e-12)
+        compare(t, CD_ON, name, x, h, rtol=1e-9, atol=1e-12, what=CD)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,11 +250,14 @@ Q = chapter.question(
 )
 
 
+SGD, SGD_NAMES = "minibatch_sgd", ("w", "losses")
+
+
 @Q.case(public=True)
 def ten_rows(t, rng):
     X = np.column_stack([np.ones(10), np.linspace(-1.0, 1.0, 10), np.linspace(0.0, 0.5, 10)])
     y = 2.0 * X[:, 1] - 1.0 + 0.1 * np.cos(np.arange(10))
-    t.compare("minibatch_sgd", X, y, 4, 0.2, 3, 0)
+    compare(t, "minibatch_sgd", X, y, 4, 0.2, 3, 0, what=SGD, names=SGD_NAMES)
 
 
 @Q.case(public=True)
@@ -255,11 +271,12 @@ def random_problems(t, rng):
         X = rng.normal(size=(n, d))
         y = X @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
         seed = int(rng.integers(2**31))
-        t.compare("minibatch_sgd", X, y, batch_size, stable_lr(X), 4, seed)
+        compare(t, SGD, X, y, batch_size, stable_lr(X), 4, seed, what=SGD, names=SGD_NAMES)
 
 
 @Q.case()
 def last_batch_of_one(t, rng):
     X = rng.normal(size=(13, 3))
     y = rng.normal(size=13)
-    t.compare("minibatch_sgd", X, y, 4, stable_lr(X, 0.9), 5, int(rng.integers(2**31)))
+    seed = int(rng.integers(2**31))
+    compare(t, SGD, X, y, 4, stable_lr(X, 0.9), 5, seed, what=SGD, names=SGD_NAMES)

@@ -26,6 +26,14 @@ def random_spd(rng, d, lam_min=0.5, lam_max=10.0):
     return random_symmetric(rng, rng.permutation(lams))[0]
 
 
+def compare(t, target, *args, what, names=None, rtol=None, atol=None, **kwargs):
+    """``t.compare`` with the result named as the prompt names it (``what``, ``names``)."""
+    want = t.reference(target, *args, **kwargs)
+    got = t.student(target, *args, **kwargs)
+    assert_close(got, want, rtol=rtol, atol=atol, what=what, names=names)
+    return got
+
+
 # ---------------------------------------------------------------------------------------------
 Q = chapter.question(
     "max_stable_lr",
@@ -33,7 +41,8 @@ Q = chapter.question(
     functions=["max_stable_lr"],
     title="2.1 The largest stable step",
     hint="Along an eigenvector with eigenvalue lambda, one step multiplies the error by "
-    "1 - lr * lambda; which eigenvalue limits lr? np.linalg.eigvalsh sorts its output.",
+    "1 - lr * lambda; which eigenvalue limits lr? np.linalg.eigvalsh sorts its output. When "
+    "lambda_max is 0 (H = 0) every step is stable: return math.inf.",
 )
 
 
@@ -60,15 +69,31 @@ def singular_psd(t, rng):
     t.compare("max_stable_lr", H)
 
 
+@Q.case()
+def zero_matrix_and_tiny_curvature(t, rng):
+    # lambda_max = 0 exactly: every step size is stable, math.inf. Just beside it, a tiny but
+    # positive lambda_max still has the finite limit 2 / lambda_max.
+    d = int(rng.integers(1, 5))
+    t.compare("max_stable_lr", np.zeros((d, d)))
+    t.compare("max_stable_lr", np.diag(np.r_[0.0, 1e-6, np.zeros(d - 1)]))
+
+
 # ---------------------------------------------------------------------------------------------
 Q = chapter.question(
     "power_iteration",
     points=2,
     functions=["power_iteration"],
     title="2.2 Power iteration",
-    hint="Repeat v <- matvec(v) / ||matvec(v)||. The eigenvalue is the Rayleigh quotient "
-    "v @ matvec(v) for a unit v: it keeps the sign, which a norm would lose.",
+    hint="Repeat v <- matvec(v) / ||matvec(v)|| exactly num_iters times from the normalized "
+    "start. The eigenvalue is the Rayleigh quotient v @ matvec(v) of the final unit v (not of "
+    "the one before the last step): it keeps the sign, which a norm would lose.",
 )
+
+POWER = "driver:power_iteration_on_matrix"
+POWER_NAMES = ("eigenvalue", "eigenvector")
+# The iterate after a few steps is fixed by the prompt; float64 rounding in a different but
+# equivalent normalization moves it by ~1e-15, far below what one step more or less changes.
+EXACT = dict(rtol=1e-9, atol=1e-12)
 
 
 def check_eigenpair(t, A, num_iters, seed):
@@ -108,6 +133,24 @@ def dominant_negative_eigenvalue(t, rng):
 
 
 @Q.case()
+def after_three_iterations(t, rng):
+    # Far from convergence (eigenvalues near +-3), the iterate is fixed by the prompt's start
+    # and loop: a quotient of the previous vector, or one iteration fewer, shows here.
+    lams = np.r_[3.0, -2.9, 2.8, -2.6, rng.uniform(-1.0, 1.0, 4)]
+    A, _ = random_symmetric(rng, rng.permutation(lams))
+    seed = int(rng.integers(1000))
+    compare(t, POWER, A, 3, seed, what="power_iteration", names=POWER_NAMES, **EXACT)
+
+
+@Q.case()
+def zero_and_one_iterations(t, rng):
+    A, _ = random_symmetric(rng, rng.uniform(-2.0, 2.0, 5))
+    for num_iters in (0, 1):
+        args = (A, num_iters, int(rng.integers(1000)))
+        compare(t, POWER, *args, what="power_iteration", names=POWER_NAMES, **EXACT)
+
+
+@Q.case()
 def same_seed_same_answer(t, rng):
     A, _ = random_symmetric(rng, [3.0, 2.5, 1.0])
     first = t.student("driver:power_iteration_on_matrix", A, 5, 11)
@@ -116,6 +159,9 @@ def same_seed_same_answer(t, rng):
 
 
 # ---------------------------------------------------------------------------------------------
+ON_QUADRATIC = "driver:momentum_on_quadratic"
+
+
 def momentum_question(method, number, title, hint):
     q = chapter.question(
         method,
@@ -129,25 +175,25 @@ def momentum_question(method, number, title, hint):
     @q.case(public=True)
     def ill_conditioned_2d(t, rng):
         H, b = np.diag([1.0, 10.0]), np.array([1.0, -1.0])
-        t.compare("driver:momentum_on_quadratic", method, H, b, np.zeros(2), 0.05, 0.9, 20)
+        compare(t, ON_QUADRATIC, method, H, b, np.zeros(2), 0.05, 0.9, 20, what=method)
 
     @q.case()
     def random_quadratics(t, rng):
         for d, beta in ((1, 0.5), (3, 0.0), (7, 0.95)):
             H = random_spd(rng, d, 0.1, 10.0)
             args = (H, rng.normal(size=d), rng.normal(size=d), 0.1, beta, 40)
-            t.compare("driver:momentum_on_quadratic", method, *args)
+            compare(t, ON_QUADRATIC, method, *args, what=method)
 
     @q.case()
     def nonquadratic(t, rng):
         A, c = rng.normal(size=(15, 5)), rng.normal(size=15)
         args = (A, c, rng.normal(size=5), 0.01, float(rng.uniform(0.5, 0.95)), 60)
-        t.compare("driver:momentum_on_logcosh", method, *args)
+        compare(t, "driver:momentum_on_logcosh", method, *args, what=method)
 
     @q.case()
     def zero_steps(t, rng):
         args = (np.eye(3), np.ones(3), rng.normal(size=3), 0.1, 0.9, 0)
-        t.compare("driver:momentum_on_quadratic", method, *args)
+        compare(t, ON_QUADRATIC, method, *args, what=method)
 
     return q
 
@@ -179,21 +225,26 @@ Q = chapter.question(
 )
 
 
+POLYAK, POLYAK_NAMES = "polyak_parameters", ("lr", "beta")
+
+
 @Q.case(public=True)
 def kappa_100(t, rng):
-    t.compare("polyak_parameters", 1.0, 100.0)
+    compare(t, "polyak_parameters", 1.0, 100.0, what=POLYAK, names=POLYAK_NAMES)
 
 
 @Q.case()
 def random_curvatures(t, rng):
     for _ in range(3):
         mu = float(10 ** rng.uniform(-3, 1))
-        t.compare("polyak_parameters", mu, mu * float(10 ** rng.uniform(0.5, 6)))
+        L = mu * float(10 ** rng.uniform(0.5, 6))
+        compare(t, "polyak_parameters", mu, L, what=POLYAK, names=POLYAK_NAMES)
 
 
 @Q.case()
 def equal_curvatures(t, rng):
-    t.compare("polyak_parameters", 2.5, 2.5)  # beta = 0, lr = 1 / L: a one-step solve
+    # beta = 0, lr = 1 / L: a one-step solve
+    compare(t, "polyak_parameters", 2.5, 2.5, what=POLYAK, names=POLYAK_NAMES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,18 +295,21 @@ Q = chapter.question(
     forbidden=("torch.optim",),
     title="2.7 Cosine schedule with warm-up",
     hint="Steps count from 0, so warm-up step 0 already uses base_lr / warmup_steps and step "
-    "warmup_steps - 1 uses base_lr; the cosine then runs over total_steps - warmup_steps steps.",
+    "warmup_steps - 1 uses base_lr; the cosine then runs over total_steps - warmup_steps steps. "
+    "Raise ValueError unless 0 <= warmup_steps < total_steps.",
 )
+
+SCHEDULE = "cosine_schedule"
 
 
 @Q.case(public=True)
 def no_warmup(t, rng):
-    t.compare("driver:cosine_schedule_defaults", 10, 0.1)
+    compare(t, "driver:cosine_schedule_defaults", 10, 0.1, what=SCHEDULE)
 
 
 @Q.case(public=True)
 def with_warmup(t, rng):
-    t.compare("driver:cosine_schedule_values", 12, 1.0, 0.0, 4)
+    compare(t, "driver:cosine_schedule_values", 12, 1.0, 0.0, 4, what=SCHEDULE)
 
 
 @Q.case()
@@ -265,12 +319,23 @@ def random_settings(t, rng):
         warmup = int(rng.integers(1, total))
         base_lr = float(10 ** rng.uniform(-4, 0))
         min_lr = float(rng.choice([0.0, base_lr * rng.uniform(0, 0.5)]))
-        t.compare("driver:cosine_schedule_values", total, base_lr, min_lr, warmup)
+        args = (total, base_lr, min_lr, warmup)
+        compare(t, "driver:cosine_schedule_values", *args, what=SCHEDULE)
 
 
 @Q.case()
 def one_warmup_step_and_floor(t, rng):
-    t.compare("driver:cosine_schedule_values", 7, 0.5, 0.05, 1)
-    t.compare("driver:cosine_schedule_values", 50, 0.3, 0.01, 0)
+    compare(t, "driver:cosine_schedule_values", 7, 0.5, 0.05, 1, what=SCHEDULE)
+    compare(t, "driver:cosine_schedule_values", 50, 0.3, 0.01, 0, what=SCHEDULE)
     got = t.student("cosine_schedule", 50, 50, 0.3, min_lr=0.01)
     assert math.isclose(float(got), 0.01, rel_tol=1e-9), "the last step should reach min_lr"
+
+
+@Q.case()
+def warmup_bounds(t, rng):
+    # The last valid warm-up (warmup_steps = total_steps - 1 leaves one cosine step, which is
+    # base_lr), then invalid ones: with warmup_steps >= total_steps no step is left to decay.
+    total = int(rng.integers(2, 30))
+    compare(t, "driver:cosine_schedule_values", total, 0.4, 0.02, total - 1, what=SCHEDULE)
+    for warmup in (total, total + 3, -1):
+        t.expect_error(ValueError, "cosine_schedule", 0, total, 0.4, warmup_steps=warmup)

@@ -4,6 +4,7 @@ import numpy as np
 from scipy import stats
 
 from autograder import spec
+from autograder.compare import assert_close
 from autograder.spec import Chapter
 
 chapter = Chapter("normalization", number=4, notebook="book/ch04_normalization/exercises.ipynb")
@@ -16,6 +17,18 @@ BN_X = np.array([[1.0, 2.0, -1.0], [3.0, 0.0, -1.5], [0.0, 5.0, -0.5], [4.0, 1.0
 BN_GAMMA = np.array([1.0, 2.0, 0.5])
 BN_BETA = np.array([0.0, -1.0, 3.0])
 BN_DY = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -1.0], [-2.0, 1.5, 0.0], [0.0, 0.5, 1.0]])
+
+
+def compare(t, target, *args, what, names=None, rtol=None, atol=None, **kwargs):
+    """``t.compare`` with the result named as the prompt names it (``what``, ``names``)."""
+    want = t.reference(target, *args, **kwargs)
+    got = t.student(target, *args, **kwargs)
+    assert_close(got, want, rtol=rtol, atol=atol, what=what, names=names)
+    return got
+
+
+BN_Y = "y (from batchnorm_forward)"
+BN_GRADS = ("dx", "dgamma", "dbeta")
 
 
 def _bn_inputs(rng, n, d, scale=None):
@@ -34,35 +47,48 @@ FWD = chapter.question(
     forbidden=spec.AUTOGRAD + ("torch.nn",),
     title="4.1 Batch normalization, forward",
     hint="Normalize each column with its batch mean and its biased batch variance (divide by n, "
-    "as np.var does by default); eps goes inside the square root; return (y, cache).",
+    "as np.var does by default); eps goes inside the square root; return (y, cache), y in x's "
+    "dtype (float32 in, float32 out).",
 )
 
 
 @FWD.case(public=True)
 def four_by_three(t, rng):
-    t.compare("driver:batchnorm_output", BN_X, BN_GAMMA, BN_BETA)
+    compare(t, "driver:batchnorm_output", BN_X, BN_GAMMA, BN_BETA, what=BN_Y)
 
 
 @FWD.case()
 def random_shapes(t, rng):
     for n, d in [(8, 5), (32, 1), (2, 7), (100, 16)]:
         x, gamma, beta, _ = _bn_inputs(rng, n, d)
-        t.compare("driver:batchnorm_output", x, gamma, beta)
+        compare(t, "driver:batchnorm_output", x, gamma, beta, what=BN_Y)
 
 
 @FWD.case()
 def eps_is_used(t, rng):
     # Features with a variance comparable to eps: where eps goes matters.
     x, gamma, beta, _ = _bn_inputs(rng, 16, 4, scale=0.05)
-    t.compare("driver:batchnorm_output", x, gamma, beta, eps=0.1)
-    t.compare("driver:batchnorm_output", x, gamma, beta, eps=1e-3)
+    compare(t, "driver:batchnorm_output", x, gamma, beta, eps=0.1, what=BN_Y)
+    compare(t, "driver:batchnorm_output", x, gamma, beta, eps=1e-3, what=BN_Y)
 
 
 @FWD.case()
 def constant_feature(t, rng):
     x, gamma, beta, _ = _bn_inputs(rng, 10, 3)
     x[:, 1] = 7.0  # zero variance: the output is beta there, and nothing is NaN
-    t.compare("driver:batchnorm_output", x, gamma, beta)
+    compare(t, "driver:batchnorm_output", x, gamma, beta, what=BN_Y)
+
+
+@FWD.case()
+def float32_in_float32_out(t, rng):
+    # Moderate means and scales, so that any sound way of computing the variance in float32
+    # stays within float32's tolerance (rtol 1e-5, atol 1e-6); y must keep x's dtype.
+    x = (rng.normal(size=3) + rng.uniform(0.5, 2.0, 3) * rng.normal(size=(24, 3))).astype("f4")
+    gamma, beta = rng.normal(size=3).astype("f4"), rng.normal(size=3).astype("f4")
+    want = t.reference("driver:batchnorm_output_dtype", x, gamma, beta)
+    got = t.student("driver:batchnorm_output_dtype", x, gamma, beta)
+    assert got[1] == "float32", f"{BN_Y}: float32 inputs must give float32 output"
+    assert_close(got[0], want[0], what=BN_Y)
 
 
 BWD = chapter.question(
@@ -77,22 +103,25 @@ BWD = chapter.question(
 )
 
 
+BACKWARD = "driver:batchnorm_gradients"
+
+
 @BWD.case(public=True)
 def four_by_three_backward(t, rng):
-    t.compare("driver:batchnorm_gradients", BN_X, BN_GAMMA, BN_BETA, BN_DY)
+    compare(t, BACKWARD, BN_X, BN_GAMMA, BN_BETA, BN_DY, what="gradients", names=BN_GRADS)
 
 
 @BWD.case()
 def random_shapes_backward(t, rng):
     for n, d in [(8, 5), (32, 1), (2, 7), (100, 16)]:
         x, gamma, beta, dy = _bn_inputs(rng, n, d)
-        t.compare("driver:batchnorm_gradients", x, gamma, beta, dy)
+        compare(t, BACKWARD, x, gamma, beta, dy, what="gradients", names=BN_GRADS)
 
 
 @BWD.case()
 def eps_is_used_backward(t, rng):
     x, gamma, beta, dy = _bn_inputs(rng, 16, 4, scale=0.05)
-    t.compare("driver:batchnorm_gradients", x, gamma, beta, dy, eps=0.1)
+    compare(t, BACKWARD, x, gamma, beta, dy, eps=0.1, what="gradients", names=BN_GRADS)
 
 
 @BWD.case()
@@ -101,7 +130,7 @@ def constant_upstream_gradient(t, rng):
     # changes nothing), while dbeta = n * dy_row.
     x, gamma, beta, _ = _bn_inputs(rng, 12, 3)
     dy = np.tile(rng.normal(size=3), (12, 1))
-    t.compare("driver:batchnorm_gradients", x, gamma, beta, dy)
+    compare(t, BACKWARD, x, gamma, beta, dy, what="gradients", names=BN_GRADS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,23 +179,54 @@ def singular(t, rng):
     t.compare("condition_number", np.outer(u, v))  # rank 1, though rounding hides the zeros
 
 
+def signed_permutation(rng, d):
+    """A random permutation matrix with random signs: orthogonal, and exact in floating point."""
+    return np.eye(d)[rng.permutation(d)] * rng.choice([-1.0, 1.0], size=d)
+
+
+def near_threshold(rng, d, factor, dtype=np.float64):
+    """A (d, d) matrix whose sigma_min is ``factor`` times the singular tolerance of 4.3/4.4,
+    sigma_max * d * eps: below it (factor < 1) the answer is inf, above it a finite ratio.
+
+    Built as P diag(s) Q with signed permutations, so every SVD routine returns s exactly up
+    to one ulp, far from the factor 2 separating either side from the threshold."""
+    s = rng.uniform(0.5, 4.0, size=d)
+    s[0] = 4.0
+    s[-1] = 4.0 * d * np.finfo(dtype).eps * factor
+    A = signed_permutation(rng, d) @ np.diag(rng.permutation(s)) @ signed_permutation(rng, d)
+    return A.astype(dtype)
+
+
+@COND.case()
+def both_sides_of_the_tolerance(t, rng):
+    for d in (2, 5):
+        t.compare("condition_number", near_threshold(rng, d, 0.5))  # inf
+        t.compare("condition_number", near_threshold(rng, d, 4.0))  # about 1 / (4 d eps)
+
+
 JAC = chapter.question(
     "jacobian_condition_number",
     points=2,
     functions=["jacobian_condition_number"],
     title="4.4 Condition number of a Jacobian",
     hint="torch.autograd.functional.jacobian(f, x) gives the (d, d) matrix "
-    "J[i, j] = d f_i / d x_j; then proceed as in 4.3 (singular values; inf when singular) "
-    "and return a Python float.",
+    "J[i, j] = d f_i / d x_j; then proceed as in 4.3 (singular values; inf when sigma_min <= "
+    "sigma_max * d * eps) with eps = torch.finfo(J.dtype).eps, J's own dtype (1.2e-7 for "
+    "float32), without calling condition_number; return a Python float.",
 )
+
+
+def kappa(t, *args, **kwargs):
+    """The student's and the reference's condition number of one function's Jacobian."""
+    return compare(t, "driver:jacobian_kappa", *args, what="jacobian_condition_number", **kwargs)
 
 
 @JAC.case(public=True)
 def diagonal_and_tanh(t, rng):
-    t.compare("driver:jacobian_kappa", "linear", {"W": np.diag([2.0, 0.5])}, np.ones(2), rtol=1e-6)
+    kappa(t, "linear", {"W": np.diag([2.0, 0.5])}, np.ones(2), rtol=1e-6)
     W = np.array([[1.0, 0.5], [-0.3, 2.0]])
     params = {"W": W, "b": np.array([0.1, -0.2])}
-    t.compare("driver:jacobian_kappa", "tanh_layer", params, np.array([0.3, -0.4]), rtol=1e-6)
+    kappa(t, "tanh_layer", params, np.array([0.3, -0.4]), rtol=1e-6)
 
 
 @JAC.case()
@@ -174,9 +234,9 @@ def random_layers(t, rng):
     for d in [1, 3, 6]:
         W = rng.normal(size=(d, d)) / np.sqrt(d)
         x = rng.normal(size=d)
-        t.compare("driver:jacobian_kappa", "linear", {"W": W}, x, rtol=1e-6)
+        kappa(t, "linear", {"W": W}, x, rtol=1e-6)
         params = {"W": W, "b": rng.normal(scale=0.3, size=d)}
-        t.compare("driver:jacobian_kappa", "tanh_layer", params, x, rtol=1e-6)
+        kappa(t, "tanh_layer", params, x, rtol=1e-6)
 
 
 @JAC.case()
@@ -189,14 +249,36 @@ def normalized_stretch(t, rng):
     x = rng.normal(size=2)
     for mode in ["per_feature", "whiten"]:
         params = {"W": W, "batch": batch, "mode": mode, "eps": 1e-5}
-        t.compare("driver:jacobian_kappa", "normalized_layer", params, x, rtol=1e-6)
+        kappa(t, "normalized_layer", params, x, rtol=1e-6)
 
 
 @JAC.case()
 def singular_jacobian(t, rng):
     W = rng.normal(size=(3, 3))
     W[1] = 0.0
-    t.compare("driver:jacobian_kappa", "linear", {"W": W}, rng.normal(size=3))
+    kappa(t, "linear", {"W": W}, rng.normal(size=3))
+
+
+@JAC.case()
+def near_singular_jacobians(t, rng):
+    # A rank-1 map with rounding-size noise: sigma_min is tiny but not 0, the answer is inf.
+    u, v = rng.normal(size=4), rng.normal(size=4)
+    W = np.outer(u, v) + 1e-17 * rng.normal(size=(4, 4))
+    kappa(t, "linear", {"W": W}, rng.normal(size=4))
+    # Both sides of the tolerance sigma_max * d * eps, in float64 ...
+    for factor in (0.5, 4.0):
+        W = near_threshold(rng, 3, factor)
+        kappa(t, "linear", {"W": W}, rng.normal(size=3), rtol=1e-6)
+
+
+@JAC.case()
+def float32_uses_float32_eps(t, rng):
+    # ... and in float32, where eps is torch.finfo(torch.float32).eps = 1.2e-7: a sigma_min of
+    # 0.5 d eps_32 sigma_max is singular there, though float64's eps would call it regular.
+    for factor in (0.5, 4.0):
+        W = near_threshold(rng, 3, factor, np.float32)
+        x = rng.normal(size=3)
+        kappa(t, "linear", {"W": W}, x, dtype="float32", rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +411,8 @@ LAYERS = chapter.question(
     functions=["layer_variances"],
     title="4.7 Activation variance through depth",
     hint="h = activation(h @ W.T) layer after layer, starting from X; record np.var(h) over all "
-    "entries AFTER the activation; raise ValueError for an unknown activation name.",
+    "entries AFTER the activation; check the activation name first and raise ValueError for an "
+    "unknown one before any work (even when weights is empty).",
 )
 
 
@@ -367,3 +450,11 @@ def ten_layers_small_init(t, rng):
 def unknown_activation(t, rng):
     X = rng.normal(size=(5, 3))
     t.expect_error(ValueError, "layer_variances", X, _weights(rng, [3, 4]), "softplus")
+
+
+@LAYERS.case()
+def no_layers(t, rng):
+    # The name is checked before any work: with no layers there is nothing else to fail on.
+    X = rng.normal(size=(5, 3))
+    t.compare("layer_variances", X, [], "tanh")  # an empty array
+    t.expect_error(ValueError, "layer_variances", X, [], "softplus")

@@ -285,3 +285,33 @@ def test_cosine_schedule_with_warmup_matches_torch_linear_then_cosine():
         sched.step()
     ours = [cosine_schedule(s, total, base_lr, warmup_steps=warmup) for s in range(total)]
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+def test_max_stable_lr_is_inf_only_for_zero_curvature():
+    """Is every step stable (inf) for H = 0, while a tiny positive lambda_max stays finite?"""
+    assert max_stable_lr(np.zeros((3, 3))) == math.inf
+    assert max_stable_lr(np.diag([0.0, 1e-6])) == pytest.approx(2e6, rel=1e-12)
+
+
+@pytest.mark.parametrize("num_iters", [0, 1, 3])
+def test_power_iteration_before_convergence_is_the_normalized_power(num_iters):
+    """After k iterations, is the vector A^k v0 / ||A^k v0|| and the value its Rayleigh quotient
+    (computed here from a matrix power, independently of the loop)?"""
+    rng = np.random.default_rng(1)
+    Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    A = (Q * np.array([3.0, -2.9, 2.8, -2.6, 0.9, -0.5, 0.2, 0.1])) @ Q.T
+    v0 = np.random.default_rng(4).standard_normal(8)
+    v = np.linalg.matrix_power(A, num_iters) @ v0
+    v = v / np.linalg.norm(v)
+    value, vector = power_iteration(lambda u: A @ u, 8, num_iters, seed=4)
+    np.testing.assert_allclose(vector, v, rtol=0, atol=1e-13)
+    assert value == pytest.approx(float(v @ A @ v), rel=1e-12)
+
+
+@pytest.mark.parametrize("warmup_steps", [10, 11, -1])
+def test_cosine_schedule_rejects_a_warmup_that_leaves_no_decay(warmup_steps):
+    """Is warmup_steps outside [0, total_steps) refused, whatever the step?"""
+    with pytest.raises(ValueError):
+        cosine_schedule(0, 10, 0.1, warmup_steps=warmup_steps)
+    assert cosine_schedule(9, 10, 0.1, min_lr=0.01, warmup_steps=9) == pytest.approx(0.1)
+    assert cosine_schedule(10, 10, 0.1, min_lr=0.01, warmup_steps=9) == pytest.approx(0.01)

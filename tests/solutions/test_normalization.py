@@ -203,3 +203,37 @@ def test_he_keeps_relu_variance_and_small_init_collapses():
     small = [rng.normal(scale=0.01, size=(width, width)) for _ in range(depth)]
     tiny = layer_variances(X, small, "relu")
     assert tiny[-1] < tiny[0] / 1000
+
+
+def test_batchnorm_forward_keeps_float32():
+    """Does a float32 batch give a float32 y, equal to the float64 computation to float32
+    precision (values of order 1: rtol 1e-5)?"""
+    x, gamma, beta, _ = batch((16, 3), 7)
+    x = (x - x.mean(0)) / 10
+    y32, _ = batchnorm_forward(*(a.astype(np.float32) for a in (x, gamma, beta)))
+    y64, _ = batchnorm_forward(x, gamma, beta)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_singular_tolerance_is_that_of_the_dtype(dtype):
+    """Just below sigma_max * d * eps (eps of the dtype) is inf, just above is finite, for both
+    condition numbers; in float32, 0.5 d eps_32 counts as singular although float64 would not."""
+    eps = torch.finfo(dtype).eps
+    for factor, singular in ((0.5, True), (4.0, False)):
+        s = torch.tensor([4.0, 1.0, 4.0 * 3 * eps * factor], dtype=torch.float64)
+        W = torch.diag(s).to(dtype)
+        got = jacobian_condition_number(lambda v, W=W: W @ v, torch.ones(3, dtype=dtype))
+        assert (got == np.inf) is singular
+        if dtype == torch.float64:
+            assert (condition_number(W.numpy()) == np.inf) is singular
+            assert bool(np.linalg.matrix_rank(W.numpy()) < 3) is singular
+
+
+def test_layer_variances_checks_the_name_before_any_work():
+    """Is an unknown activation refused even with no layers, and no layers give an empty array?"""
+    X = np.ones((4, 3))
+    with pytest.raises(ValueError):
+        layer_variances(X, [], "softplus")
+    assert layer_variances(X, [], "relu").shape == (0,)
