@@ -100,3 +100,49 @@ def test_shortcut_fails_only_because_of_the_forbidden_module(chapter_id, why, wr
     for q in chapter.questions:
         monkeypatch.setattr(q, "forbidden", ())
     assert grade_namespace(chapter, ns, cuda=False).outcomes == expected(chapter)
+
+
+def _messages(chapter_id, replace, seed=0):
+    chapter = get_chapter(chapter_id)
+    ns = notebook_namespace(notebook.make_fixture(chapter_id, replace))
+    return {r.id: r for r in grade_namespace(chapter, ns, seed=seed, cuda=False).results}
+
+
+def test_changed_inputs_fail_with_the_argument_named():
+    """Does a function that steps the caller's x0 in place fail (not error), on the public case,
+    with a message naming x0 as the prompt does?"""
+    from tests.autograder.fixtures.descent import WRONG
+
+    result = _messages("descent", WRONG["gd-overwrites-x0"].replace)["gradient_descent"]
+    assert result.outcome == spec.FAILED
+    assert "changed its input" in result.message and "`x0`" in result.message, result.message
+
+
+def test_messages_name_returned_values_and_the_students_code():
+    """Is a wrong dgamma reported as dgamma (not batchnorm_gradients[1]), and an exception from
+    a class the grader's driver runs reported as the student's, under the class's name?"""
+    wrong_dgamma = """
+def batchnorm_backward(dy, cache):
+    x_hat, inv_std, gamma = cache
+    dx = gamma * inv_std * (dy - dy.mean(axis=0) - x_hat * (dy * x_hat).mean(axis=0))
+    return dx, 2 * (dy * x_hat).sum(axis=0), dy.sum(axis=0)
+"""
+    result = _messages("normalization", {"batchnorm_backward": wrong_dgamma})["batchnorm_backward"]
+    assert result.message.startswith("four_by_three_backward: dgamma:"), result.message
+    import inspect
+
+    import solutions.adaptive
+
+    # the reference, except that step(closure) raises: only the hidden closure case calls it so
+    raising = inspect.getsource(solutions.adaptive.RMSprop).replace(
+        "        loss = None\n",
+        '        if closure is not None:\n            raise RuntimeError("state not ready")\n'
+        "        loss = None\n",
+        1,
+    )
+    result = _messages("adaptive", {"RMSprop": raising})["rmsprop"]
+    assert result.outcome == spec.ERROR
+    assert "your `RMSprop` raised RuntimeError when the grader's test code called it" in (
+        result.message
+    ), result.message
+    assert "optimizer_trajectory" not in result.message
