@@ -18,6 +18,8 @@ CPU time, file size and core dumps are capped by rlimits everywhere. :attr:`Sand
 says exactly what is in force, so every report can state it.
 """
 
+import atexit
+import contextlib
 import dataclasses
 import fcntl
 import functools
@@ -332,7 +334,17 @@ def _neutral_folder():
     it from there."""
     folder = Path(tempfile.mkdtemp(prefix="descent-prefixes-"))
     folder.chmod(0o755)
+    atexit.register(_remove_empty_tree, folder)
     return folder
+
+
+def _remove_empty_tree(folder):
+    """Remove the neutral folders at exit (they only ever serve as mount points, so are empty)."""
+    for child in Path(folder).iterdir():
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        Path(folder).rmdir()
 
 
 _REFERENCE_PROBE = """
