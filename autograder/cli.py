@@ -613,6 +613,14 @@ def grade_class(
 
 
 def cmd_grade(args, grade_fn=None):
+    if getattr(args, "limit_memory", False):
+        # The grader's own memory bound (kernel_target.limit_grader_memory), set only by the
+        # command line: children inherit RLIMIT_AS, and a test session calling main() must not.
+        # The host's CUDA is probed first, since a driver maps much more than it uses.
+        from autograder import grading, kernel_target
+
+        grading._host_cuda()
+        kernel_target.limit_grader_memory(max(1, args.workers or os.cpu_count() or 1))
     return grade_class(
         args.submissions,
         args.out,
@@ -692,8 +700,10 @@ def build_parser():
 COMMANDS = {"list": cmd_list, "solve": cmd_solve, "check": cmd_check, "grade": cmd_grade}
 
 
-def main(argv=None):
+def main(argv=None, *, limit_memory=False):
+    """Run one command; ``limit_memory`` (``python -m autograder``) bounds the grader's memory."""
     args = build_parser().parse_args(argv)
+    args.limit_memory = limit_memory
     try:
         return COMMANDS[args.command](args)
     except GraderError as exc:

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import zmq
 from jupyter_client import KernelManager
@@ -57,11 +58,25 @@ GRADER_BASE_BYTES = 4 * 2**30
 GRADER_PER_KERNEL_BYTES = 1 * 2**30
 
 
+def _mapped_bytes():
+    """This process's address space now (VmSize), 0 where /proc does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def limit_grader_memory(kernels):
-    """Lower this process's RLIMIT_AS to GRADER_BASE_BYTES + kernels x GRADER_PER_KERNEL_BYTES
-    (never raise it); return the soft limit in force. Past it an allocation raises MemoryError,
-    which a call turns into the student's error: the host is never driven out of memory."""
-    limit = GRADER_BASE_BYTES + max(1, int(kernels)) * GRADER_PER_KERNEL_BYTES
+    """Lower this process's RLIMIT_AS to what it maps now plus GRADER_BASE_BYTES + kernels x
+    GRADER_PER_KERNEL_BYTES (never raise it); return the soft limit in force. Past it an
+    allocation raises MemoryError, which a call turns into the student's error: the host is never
+    driven out of memory. Counting what is already mapped keeps room for a CUDA driver, which
+    reserves far more address space than it uses; the hard limit is left as it was, so the
+    sandbox gives kernels their own limits back."""
+    limit = _mapped_bytes() + GRADER_BASE_BYTES + max(1, int(kernels)) * GRADER_PER_KERNEL_BYTES
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)

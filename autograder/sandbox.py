@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import pwd
+import resource
 import shutil
 import subprocess
 import sys
@@ -542,6 +543,11 @@ class Sandbox:
             ("RLIMIT_FSIZE", limits.file_bytes),
             ("RLIMIT_CORE", 0),
         ]
+        if cgroup is not None and not isinstance(cgroup, UidSlot):
+            # The cgroup caps memory; the grader's own lower RLIMIT_AS (limit_grader_memory)
+            # must not reach the kernel, so the kernel gets the inherited hard limit back.
+            hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+            pairs.append(("RLIMIT_AS", hard))
         if cgroup is None or isinstance(cgroup, UidSlot):
             # without cgroups: an address-space cap per process and a process cap (weaker)
             pairs.append(("RLIMIT_AS", max(limits.memory_bytes * 4, 8 * 2**30)))  # torch maps a lot

@@ -435,15 +435,18 @@ def test_solved_notebook_with_5000_trivial_cells_scores_full(tmp_path):
 
 
 def test_grader_memory_limit_is_applied_in_a_child():
-    """Does limit_grader_memory lower RLIMIT_AS to the documented base + 1 GiB per kernel (in a
-    child process, so this test session keeps its own limit), and never raise it?"""
+    """Does limit_grader_memory lower RLIMIT_AS to what is mapped plus the documented base +
+    1 GiB per kernel (in a child process, so this test session keeps its own limit), and never
+    raise it?"""
     import subprocess
     import sys
 
     code = (
         "import resource\n"
         "from autograder.kernel_target import limit_grader_memory as f\n"
-        "print(f(2), resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+        "from autograder.kernel_target import _mapped_bytes as m\n"
+        "before = m()\n"
+        "print(f(2) - before, resource.getrlimit(resource.RLIMIT_AS)[0] - before)\n"
         "hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
         "resource.setrlimit(resource.RLIMIT_AS, (2**32, hard))\n"
         "print(f(8))\n"
@@ -452,4 +455,35 @@ def test_grader_memory_limit_is_applied_in_a_child():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout.split()
     expected = kernel_target.GRADER_BASE_BYTES + 2 * kernel_target.GRADER_PER_KERNEL_BYTES
-    assert out == [str(expected), str(expected), str(2**32)]
+    # (the child's mapping may grow by a little between the two readings)
+    lowered, in_force, untouched = (int(v) for v in out)
+    assert 0 <= lowered - expected < 2**26 and lowered == in_force
+    assert untouched == 2**32
+
+
+def test_command_line_grade_bounds_the_grader_but_not_cgroup_kernels(tmp_path):
+    """Does `python -m autograder grade` (limit_memory) lower the grader's RLIMIT_AS, while a
+    kernel in a cgroup gets the inherited hard limit back (the cgroup caps its memory)?"""
+    import resource
+    import subprocess
+    import sys
+
+    from autograder.cgroups import CgroupV1
+
+    (tmp_path / "subs").mkdir()
+    code = (
+        "import resource, sys\n"
+        "from autograder import cli\n"
+        "rc = cli.main([sys.argv[1], sys.argv[2], '--out', sys.argv[3], '--workers', '1'],"
+        " limit_memory=True)\n"
+        "print(rc, resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+    )
+    args = ["grade", str(tmp_path / "subs"), str(tmp_path / "results")]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    ).stdout.split()
+    assert int(out[-1]) != resource.RLIM_INFINITY
+    assert int(out[-1]) >= kernel_target.GRADER_BASE_BYTES + kernel_target.GRADER_PER_KERNEL_BYTES
+    group = object.__new__(CgroupV1)  # only its type matters to rlimits()
+    pairs = dict(Sandbox().rlimits(group))
+    assert pairs["RLIMIT_AS"] == resource.getrlimit(resource.RLIMIT_AS)[1]
