@@ -218,30 +218,6 @@ def screenshot(page, name):
     page.set_viewport_size(WIDE)
 
 
-# Layout debt not yet paid, page by page: the listed checks are reported as xfail on that page
-# (anything else still fails), and a listed check that passes fails the test, so this table
-# only shrinks. Displays too wide for a phone need splitting (book/STYLE.md, Displays).
-KNOWN_BAD = {
-    "ch01_descent/exercises": {
-        "code wider than its container at 1280 px",
-    },
-    "ch02_momentum/exercises": {
-        "code wider than its container at 1280 px",
-        "display wider than its container at 390 px",
-    },
-    "ch03_adaptive/exercises": {
-        "code wider than its container at 1280 px",
-        "display wider than its container at 1280 px",
-        "display wider than its container at 390 px",
-    },
-    "ch04_normalization/exercises": {
-        "code wider than its container at 1280 px",
-        "display wider than its container at 1280 px",
-        "display wider than its container at 390 px",
-    },
-}
-
-
 def test_every_toc_page_reads_well(site, browser, toc_docname):
     """Does this page fit its column at 1280 px and on a 390 px phone, with every figure
     numbered and captioned, legible, described by alt text, and no GPU placeholder?"""
@@ -253,14 +229,8 @@ def test_every_toc_page_reads_well(site, browser, toc_docname):
         screenshot(page, toc_docname.replace("/", "--"))
     finally:
         page.close()
-    known = KNOWN_BAD.get(toc_docname, set())
     report = "\n".join(f"- {check}: {where}" for check, where in problems.items())
-    unexpected = set(problems) - known
-    assert not unexpected, f"{toc_docname} reads badly:\n{report}"
-    paid = known - set(problems)
-    assert not paid, f"{toc_docname} now passes {paid}: remove it from KNOWN_BAD"
-    if known:
-        pytest.xfail(f"{toc_docname}: known layout debt\n{report}")
+    assert not problems, f"{toc_docname} reads badly:\n{report}"
 
 
 def wrong_on_purpose(folder):
