@@ -13,6 +13,18 @@ from tests.autograder.fixtures_support import declared_fixtures
 GRADED = [c.id for c in all_chapters()]
 
 
+@pytest.fixture(autouse=True)
+def fresh_torch_defaults():
+    """Each notebook starts as in a fresh kernel: torch's default dtype is process state that a
+    notebook's first cell may change (chapters 1, 2, 4 and 5 set float64), so restore it."""
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(before)
+
+
 def notebook_namespace(nb):
     """Run every code cell except the check() cell in a fresh namespace (trusted notebooks)."""
     import matplotlib
