@@ -169,7 +169,7 @@ def test_ewc_penalty_is_zero_at_the_anchor_and_rejects_unknown_names():
     """Is the penalty 0 at theta = anchor, and a KeyError for a Fisher name the model lacks?"""
     model, fisher, _ = penalty_case(3)
     anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
-    assert float(ewc_penalty(model, fisher, anchor, 10.0)) == 0.0
+    assert float(ewc_penalty(model, fisher, anchor, 10.0).detach()) == 0.0
     with pytest.raises(KeyError):
         ewc_penalty(model, {**fisher, "9.weight": torch.ones(2)}, anchor, 1.0)
 
