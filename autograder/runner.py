@@ -149,7 +149,7 @@ class Report:
         }
 
 
-# Raised by the kernel harness (and chapter 6's drivers) when a call changed an argument the
+# Raised by the kernel harness when a call changed an argument the
 # grader passed: the course's rule is that functions leave their inputs unchanged. Graded as
 # FAILED, like SHORTCUT: the answer may be right, the function still broke a stated rule.
 INPUT_MODIFIED = "InputModified"
