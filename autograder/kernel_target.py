@@ -49,6 +49,7 @@ RELAY_MAX_FRAME = 128 * 2**20  # a larger frame from the kernel is dropped unrea
 RELAY_RCVHWM = 2  # messages the relay queues from the kernel, per socket
 RELAY_MEMORY_BYTES = 1536 * 2**20  # the relay's RLIMIT_AS: a flood beyond it kills only the relay
 RELAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "relay.py")  # run as a script
+IOPUB_MISSES = 3  # calls in a row without their output before the output channel counts as broken
 MAX_RESTARTS = 6  # kernel restarts per notebook (after fatal cells or calls), then no more
 MAX_COLLECT_BYTES = 256 * 2**20  # everything one call may return, files together
 # The grader's own address-space limit (RLIMIT_AS, limit_grader_memory): a base for the process
@@ -221,7 +222,7 @@ class Kernel:
         self.starts = 0
         self.budget = None  # a Budget, set by whoever grades a notebook on this kernel
         self.flooded = False
-        self._iopub_ok = True
+        self._iopub_misses = 0  # calls in a row whose "idle" never came
         self.console = None
         self.start_seconds = []
         self._started_at = None
@@ -233,7 +234,7 @@ class Kernel:
         self._started_at = time.perf_counter()
         self.cgroup = Cgroup(self.limits) if self.sandbox.cgroups else None
         self.flooded = False
-        self._iopub_ok = True
+        self._iopub_misses = 0
         tag = secrets.token_hex(8)  # neutral: nothing in a name tells the kernel how often it ran
         km = _KernelManager(transport="ipc", ip=os.path.join(self.rw, tag))
         km.connection_file = os.path.join(self.ro, f"{tag}.json")
@@ -433,12 +434,15 @@ class Kernel:
             if reply is None and not self.alive():
                 return self._death(started)
         idle = self._drain(iopub, msg_id, output) or idle
-        # The output may trail the reply; after a flood broke the output channel, wait less.
-        settle = min(deadline, time.perf_counter() + (1.0 if self._iopub_ok else 0.1))
+        # The output may trail the reply. A flood can break the output channel for a while
+        # (the relay's socket reconnects); only once several calls in a row lost their output
+        # is the channel taken as broken, and each call then waits less for it.
+        wait = 1.0 if self._iopub_misses < IOPUB_MISSES else 0.1
+        settle = min(deadline, time.perf_counter() + wait)
         while not idle and time.perf_counter() < settle:
             if iopub.poll(50):
                 idle = self._drain(iopub, msg_id, output) or idle
-        self._iopub_ok = idle
+        self._iopub_misses = 0 if idle else self._iopub_misses + 1
         seconds = time.perf_counter() - started
         if not isinstance(reply, dict) or reply.get("status") != "ok":
             reply = reply if isinstance(reply, dict) else {}

@@ -293,7 +293,8 @@ def test_flood_of_large_messages_leaves_the_grader_bounded(kernel):
     assert rss.growth < 96 * 2**20, rss.growth
     if done.status != "ok":
         kernel.restart()
-    assert kernel.execute("print(6 * 7)", 30).output.strip() == "42"
+    after = kernel.execute("print(6 * 7)", 30)
+    assert (after.status, after.output.strip()) == ("ok", "42"), after
 
 
 @sandboxed
