@@ -6,14 +6,10 @@ errors (a missing SUBMISSIONS folder, an unwritable RESULTS, a notebook the grad
 """
 
 import argparse
-import contextlib
 import fcntl
 import os
 import re
 import sys
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -327,57 +323,6 @@ class ReportError(Exception):
     """One student's files could not be written (the others are)."""
 
 
-def with_kernel_pool(grade_fn, workers, total):
-    """``grade_fn`` taking its kernel from a pool started ahead (real grading only).
-
-    Each kernel grades one notebook and is closed after it. The pool stops starting
-    replacements once every remaining notebook has a kernel, so no kernel starts for nothing.
-    """
-    size = min(workers, total)
-    if grade_fn is None or size < 1:
-        return grade_fn, contextlib.nullcontext()
-    from autograder import grading
-
-    if grade_fn is not grading.grade_notebook:
-        return grade_fn, contextlib.nullcontext()
-    from autograder.kernel_target import KernelPool
-
-    pool = KernelPool(size=size)
-    lock = threading.Lock()
-    untaken = [total]
-
-    def grade(path, chapter_id, **options):
-        with lock:
-            untaken[0] -= 1
-            pool.size = min(pool.size, untaken[0])  # replacements only for notebooks to come
-            kernel = pool.take()
-        return grading.grade_notebook(path, chapter_id, kernel=kernel, **options)
-
-    return grade, pool
-
-
-def _run_one(grade_fn, job, options):
-    """Grade one notebook (in a worker thread); returns (report, seconds, grader failure).
-
-    The notebook's code is also scanned for review (autograder/scan.py): ``report.flags``.
-    """
-    start = time.perf_counter()
-    flags = scan.scan_notebook(job.notebook, job.chapter)
-    try:
-        report = grade_fn(str(job.notebook), job.chapter.id, **options)
-        failure = None
-    except Exception as exc:  # noqa: BLE001 -- the grader's own failure: recorded, retried later
-        report = error_report(
-            job.chapter,
-            options["seed"],
-            f"the grader failed on this notebook ({type(exc).__name__}); "
-            "it will be graded again on the next run",
-        )
-        failure = f"{job.student}/{job.notebook.name}: {type(exc).__name__}: {exc}"
-    report.flags = flags
-    return report, time.perf_counter() - start, failure
-
-
 class ClassRun:
     """One grading run's state: the gradebook, the options, and what happened so far."""
 
@@ -394,6 +339,8 @@ class ClassRun:
         self.order = None  # chapter ids in course order, for the reports
         self.failures = []  # the grader's own failures (exit status 1)
         self.unwritten = set()  # students whose files could not be written
+        self.stored = set()  # (student, chapter) stored in this run: never twice
+        self.where = ""  # the executor's line for the summary (e.g. the cluster's workers)
         self.bar = None
 
     def stale(self, jobs, chapters, force):
@@ -411,6 +358,9 @@ class ClassRun:
 
     def store(self, job, report, seconds, status):
         """Record one (student, chapter) in one transaction, then rewrite that student's files."""
+        if (job.student, job.chapter.id) in self.stored:
+            return  # a late duplicate (a retried task's first try): the first result stands
+        self.stored.add((job.student, job.chapter.id))
         cuda = host_has_cuda()
         self.book.record(
             gb.Record(
@@ -451,49 +401,37 @@ class ClassRun:
             status = gb.GRADED if job.problem else gb.MISSING
             self.store(job, error_report(job.chapter, self.seed, message), 0.0, status)
 
-    def grade_in_kernels(self, jobs, grade_fn, workers):
-        """Grade ``jobs`` on ``workers`` threads, storing each one as soon as it is done."""
-        grade_fn = grade_fn or default_grade_fn()
-        grade_fn, kernels_ahead = with_kernel_pool(grade_fn, workers, len(jobs))
-        with kernels_ahead, ThreadPoolExecutor(workers, thread_name_prefix="grade") as pool:
-            pending = {pool.submit(_run_one, grade_fn, job, self.options): job for job in jobs}
+    def grade_in_kernels(self, jobs, executor):
+        """Grade ``jobs`` with ``executor`` (autograder/executors.py), storing each when done."""
+        with executor:
             try:
-                while pending:
-                    self.collect(pending, wait(pending, return_when=FIRST_COMPLETED).done)
+                for job, outcome in executor.grade(jobs, self.options):
+                    self.take(job, outcome)
             except BaseException:
                 # Interrupted: nothing new starts; notebooks being graded are finished and
                 # stored (a second Ctrl-C abandons them); what is stored stays.
-                for future in list(pending):
-                    if future.cancel():
-                        del pending[future]
-                if pending:
+                busy = executor.stop()
+                if busy:
                     print(
-                        f"interrupted: finishing the {len(pending)} notebook(s) being graded "
+                        f"interrupted: finishing the {busy} notebook(s) being graded "
                         "(Ctrl-C again to abandon them)",
                         file=self.stderr,
                     )
                     try:
-                        self.collect(pending, wait(pending).done, reraise=False)
+                        for job, outcome in executor.finishing():
+                            self.take(job, outcome)
                     except KeyboardInterrupt:
-                        pass
+                        executor.abandon()
                 raise
+            finally:
+                self.where = executor.summary()
 
-    def collect(self, pending, futures, reraise=True):
-        """Store every finished grade; then re-raise the first interruption, if any."""
-        interruption = None
-        for future in futures:
-            job = pending.pop(future)
-            try:
-                report, seconds, failure = future.result()
-            except BaseException as exc:  # noqa: BLE001 -- e.g. Ctrl-C in a worker
-                interruption = interruption or exc
-                continue
-            if failure:
-                self.failures.append(failure)
-                print(f"grader error: {failure}", file=self.stderr)
-            self.store(job, report, seconds, gb.GRADER_ERROR if failure else gb.GRADED)
-        if interruption is not None and reraise:
-            raise interruption
+    def take(self, job, outcome):
+        if outcome.failure and (job.student, job.chapter.id) not in self.stored:
+            self.failures.append(outcome.failure)
+            print(f"grader error: {outcome.failure}", file=self.stderr)
+        status = gb.GRADER_ERROR if outcome.failure else gb.GRADED
+        self.store(job, outcome.report, outcome.seconds, status)
 
     def finish(self, students, chapters, graded, skipped, stdout):
         """Every student's files, grades.csv, the summary; the exit status."""
@@ -511,7 +449,7 @@ class ClassRun:
             flagged=flagged,
             failed=self.unwritten,
         )
-        print("\n".join(lines), file=stdout)
+        print("\n".join(lines + [self.where] if self.where else lines), file=stdout)
         if not self.failures:
             return 0
         print(
@@ -554,6 +492,7 @@ def grade_class(
     require_gpu=False,
     seed=None,
     grade_fn=None,
+    cluster=None,
     progress=None,
     stdout=None,
     stderr=None,
@@ -563,14 +502,15 @@ def grade_class(
     The pipeline, in order: check the folders and lock RESULTS -> find every (student, chapter)
     -> drop those whose content hash is already graded -> record missing notebooks -> grade the
     rest in sandboxed kernels, each stored the moment it is done -> per-student files, the CSV
-    and the summary (all exported from the gradebook, so they agree with it).
+    and the summary (all exported from the gradebook, so they agree with it). ``cluster``: a
+    Dask scheduler's address or ``local:N`` grades on Dask workers (autograder/cluster.py).
     """
     from tqdm import tqdm
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     submissions, out = Path(submissions), Path(out)
     check_output_dir(submissions, out)
-    if grade_fn is None:  # real kernels: first prove they cannot import the reference
+    if grade_fn is None and not cluster:  # real kernels: prove they cannot see the reference
         from autograder.sandbox import ReferenceVisible, Sandbox
 
         try:
@@ -607,13 +547,24 @@ def grade_class(
             run.record_unrunnable([j for j in todo if j.notebook is None])
             in_kernels = [j for j in todo if j.notebook is not None]
             if in_kernels:
-                workers = max(1, workers or os.cpu_count() or 1)
-                run.grade_in_kernels(in_kernels, grade_fn, workers)
+                run.grade_in_kernels(in_kernels, executor(cluster, workers, grade_fn, run))
         return run.finish(students, graded_chapters, len(todo), len(jobs) - len(todo), stdout)
 
 
+def executor(cluster, workers, grade_fn, run):
+    """The threaded executor, or with ``cluster`` the Dask one (Dask imported only then)."""
+    grade_fn = grade_fn or default_grade_fn()
+    if cluster:
+        from autograder.cluster import DaskExecutor
+
+        return DaskExecutor(cluster, grade_fn, run.order, GraderError)
+    from autograder.executors import ThreadedExecutor
+
+    return ThreadedExecutor(max(1, workers or os.cpu_count() or 1), grade_fn)
+
+
 def cmd_grade(args, grade_fn=None):
-    if getattr(args, "limit_memory", False):
+    if getattr(args, "limit_memory", False) and not args.cluster:
         # The grader's own memory bound (kernel_target.limit_grader_memory), set only by the
         # command line: children inherit RLIMIT_AS, and a test session calling main() must not.
         # The host's CUDA is probed first, since a driver maps much more than it uses.
@@ -630,6 +581,7 @@ def cmd_grade(args, grade_fn=None):
         require_gpu=args.require_gpu,
         seed=args.seed,
         grade_fn=grade_fn,
+        cluster=args.cluster,
     )
 
 
@@ -687,6 +639,12 @@ def build_parser():
         default=None,
         metavar="N",
         help="notebooks graded at once (default: the number of cores)",
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="grade on the Dask scheduler at ADDRESS (tcp://host:8786), or on local:N, a local "
+        "Dask cluster of N one-thread worker processes",
     )
     p.add_argument(
         "--force",
