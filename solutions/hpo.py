@@ -115,12 +115,6 @@ def gp_posterior(X_train, y_train, X_test, length_scale, signal_var, noise_var):
     return mean, var
 
 
-def _norm_cdf(z):
-    from scipy.special import ndtr
-
-    return ndtr(z)
-
-
 def expected_improvement(mean, std, best, xi=0.0):
     """Expected improvement below ``best`` (minimization) of a Gaussian ``N(mean, std**2)``.
 
@@ -130,6 +124,8 @@ def expected_improvement(mean, std, best, xi=0.0):
 
     Exercise 12.4 in book/ch12_hpo/exercises.ipynb.
     """
+    from scipy.special import ndtr  # the standard normal cdf
+
     mean = np.asarray(mean, dtype=np.float64)
     std = np.asarray(std, dtype=np.float64)
     mean, std = np.broadcast_arrays(mean, std)
@@ -137,52 +133,65 @@ def expected_improvement(mean, std, best, xi=0.0):
     out = np.array(np.maximum(gain, 0.0), dtype=np.float64)
     pos = std > 0
     z = gain[pos] / std[pos]
-    out[pos] = gain[pos] * _norm_cdf(z) + std[pos] * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    out[pos] = gain[pos] * ndtr(z) + std[pos] * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     return out
-
-
-NUM_INIT = 5
-NUM_CANDIDATES = 2000
-LENGTH_SCALE = 0.3
-NOISE_VAR = 1e-6
 
 
 def bayes_opt(f, bounds, num_iters, seed):
     """Minimize ``f`` over the box ``bounds`` (d, 2) with a GP and expected improvement.
 
     ``rng = np.random.default_rng(seed)``. ``num_iters`` counts every call of ``f``: first
-    ``NUM_INIT = 5`` points ``lo + (hi - lo) * rng.uniform(size=(5, d))``, then one point per
-    iteration: inputs scaled to the unit cube, ``y`` standardized (mean 0, std 1 with
-    ``ddof=0``; a std of 0 is taken as 1), ``gp_posterior`` with ``length_scale=0.3``,
-    ``signal_var=1``, ``noise_var=1e-6``, ``expected_improvement`` with ``best`` the smallest
-    standardized y and ``xi=0``, over ``rng.uniform(size=(2000, d))`` candidates in the unit
-    cube; the first argmax is evaluated at ``lo + (hi - lo) * u``. ``f`` gets a float64 (d,)
-    array and returns a float. ``num_iters < 5`` is a ValueError.
+    ``num_init = 5`` points ``lo + (hi - lo) * u``, ``u`` the rows of ``rng.uniform(size=(5,
+    d))``, then one point per iteration. Each iteration scales the inputs to the unit cube,
+    standardizes y (mean 0, std 1 with ``ddof=0``; a std of 0 is taken as 1), takes the GP
+    posterior as ``gp_posterior`` with ``length_scale=0.3``, ``signal_var=1``,
+    ``noise_var=1e-6``, and ``expected_improvement`` with ``best`` the smallest standardized y
+    and ``xi=0`` at the candidates ``rng.uniform(size=(2000, d))``; f is evaluated at the first
+    argmax. ``f`` gets a float64 (d,) array and returns a float. ``num_iters < 5`` is a
+    ValueError. Self-contained: the GP and EI are written inline.
 
     Returns ``(best_x, best_f, history)``: the first point with the lowest value, that value,
     and the list of the ``num_iters`` values of f in call order.
 
     Exercise 12.5 in book/ch12_hpo/exercises.ipynb.
     """
+    from scipy.special import ndtr
+
+    num_init, num_candidates, length_scale, noise_var = 5, 2000, 0.3, 1e-6
     bounds = np.asarray(bounds, dtype=np.float64)
     if bounds.ndim != 2 or bounds.shape[1] != 2:
         raise ValueError(f"bounds must have shape (d, 2), got {bounds.shape}")
-    if num_iters < NUM_INIT:
-        raise ValueError(f"num_iters must be at least {NUM_INIT}, got {num_iters}")
+    if num_iters < num_init:
+        raise ValueError(f"num_iters must be at least {num_init}, got {num_iters}")
     rng = np.random.default_rng(seed)
     lo, width = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
     d = len(bounds)
-    U = list(rng.uniform(size=(NUM_INIT, d)))
+
+    def kernel(A, B):  # signal_var = 1
+        sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * A @ B.T
+        return np.exp(-np.maximum(sq, 0.0) / (2.0 * length_scale**2))
+
+    U = rng.uniform(size=(num_init, d))
     ys = [float(f(lo + width * u)) for u in U]
     while len(ys) < num_iters:
         y = np.array(ys)
         sd = y.std()
         z = (y - y.mean()) / (sd if sd > 0 else 1.0)
-        cand = rng.uniform(size=(NUM_CANDIDATES, d))
-        mean, var = gp_posterior(np.array(U), z, cand, LENGTH_SCALE, 1.0, NOISE_VAR)
-        ei = expected_improvement(mean, np.sqrt(np.maximum(var, 0.0)), z.min(), 0.0)
+        cand = rng.uniform(size=(num_candidates, d))
+        L = np.linalg.cholesky(kernel(U, U) + noise_var * np.eye(len(U)))
+        Ks = kernel(U, cand)
+        mean = Ks.T @ np.linalg.solve(L.T, np.linalg.solve(L, z))
+        std = np.sqrt(np.maximum(1.0 - (np.linalg.solve(L, Ks) ** 2).sum(0), 0.0))
+        gain = z.min() - mean  # xi = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ei = np.where(
+                std > 0,
+                gain * ndtr(gain / std)
+                + std * np.exp(-0.5 * (gain / std) ** 2) / np.sqrt(2 * np.pi),
+                np.maximum(gain, 0.0),
+            )
         u = cand[int(np.argmax(ei))]
-        U.append(u)
+        U = np.vstack([U, u])
         ys.append(float(f(lo + width * u)))
     k = int(np.argmin(ys))
     return lo + width * U[k], ys[k], ys
