@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch._dynamo  # noqa: F401 -- imported before the fork: DDP imports it, for seconds per rank
 import torch.distributed as dist
 
 from solutions.distributed import (
