@@ -8,8 +8,14 @@ then, in the same run and on the same notebooks:
 * grader: ``python -m autograder grade`` on the class with one worker (sandboxed kernels started
   ahead, every cell run, every question graded, gradebook and reports written).
 
-Usage: ``.venv/bin/python benchmarks/grading.py [--students 20] [--workers 1] [--chapter descent]``
-Target: grader within 1.3x of the floor on one worker.
+With ``--cluster local:N`` (or a scheduler's address) the same notebooks are also graded on a
+Dask cluster (``grade --cluster``), beside the threaded grader with as many workers, and the
+ratio of the two is printed: the cluster's overhead is scheduling and transfer only.
+
+Usage: ``.venv/bin/python benchmarks/grading.py [--students 20] [--workers 1] [--chapter descent]
+[--cluster local:2]``
+Target: grader within 1.3x of the floor on one worker; cluster within 1.15x of the threaded
+grader on one machine.
 """
 
 import argparse
@@ -81,10 +87,12 @@ def floor_seconds(paths, backend=None):
     return time.perf_counter() - start
 
 
-def grader_seconds(submissions, out, workers):
+def grader_seconds(submissions, out, workers, cluster=None):
     start = time.perf_counter()
     summary = io.StringIO()
-    status = cli.grade_class(submissions, out, workers=workers, progress=False, stdout=summary)
+    status = cli.grade_class(
+        submissions, out, workers=workers, cluster=cluster, progress=False, stdout=summary
+    )
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"grading failed (exit {status}):\n{summary.getvalue()}")
@@ -101,7 +109,14 @@ def main(argv=None):
         action="store_true",
         help="also time the floor with Jupyter's inline figures (PNG rendering)",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="also grade on this Dask cluster (local:N: N local workers; --workers becomes N)",
+    )
     args = parser.parse_args(argv)
+    if args.cluster and args.cluster.startswith("local:"):
+        args.workers = int(args.cluster.removeprefix("local:"))
 
     with tempfile.TemporaryDirectory(prefix="descent-bench-") as tmp:
         root = Path(tmp)
@@ -110,6 +125,11 @@ def main(argv=None):
         floor = floor_seconds(paths, "Agg")
         graded, summary = grader_seconds(root / "submissions", root / "results", args.workers)
         inline = floor_seconds(paths) if args.inline else None
+        on_cluster = None
+        if args.cluster:
+            on_cluster, _ = grader_seconds(
+                root / "submissions", root / "results-cluster", args.workers, args.cluster
+            )
         n = len(paths)
         lines = summary.splitlines()
         if lines and "isolation" in lines[0]:
@@ -134,6 +154,12 @@ def main(argv=None):
         print(f"ratio grader / floor (Agg): {graded / floor:.2f} (target 1.3 or less)")
         if inline is not None:
             print(f"ratio grader / floor (inline): {graded / inline:.2f}")
+        if on_cluster is not None:
+            print(
+                f"grader on the cluster ({args.cluster:<9}): {on_cluster / n:6.2f} s per "
+                f"submission ({on_cluster:.1f} s in all, the cluster's start included)"
+            )
+            print(f"ratio cluster / threads: {on_cluster / graded:.2f} (target 1.15 or less)")
         print("\n".join("  " + line for line in lines[1:4]))
 
 

@@ -8,6 +8,7 @@ test grades chapter 1 for real, in sandboxed kernels on the workers.
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -82,7 +83,8 @@ def test_killed_worker_loses_and_duplicates_nothing(tmp_path, fake, monkeypatch,
     printed = capsys.readouterr().out
     assert (tmp_path / "killed").exists()  # the worker did die mid-notebook
     assert "14 notebooks graded, 0 unchanged" in printed
-    assert "Graded on 1 Dask worker(s)" in printed or "Graded on 2 Dask worker(s)" in printed
+    # the worker that died is replaced by a new one (a new address): one to three took part
+    assert re.search(r"Graded on [123] Dask worker\(s\) of a local Dask cluster", printed)
     monkeypatch.setattr(cli, "default_grade_fn", lambda: tc.fake_grade)
     assert grade(sub, tmp_path / "threads", "--workers", "2") == 0
     assert rows(tmp_path / "dask") == rows(tmp_path / "threads")
@@ -168,16 +170,13 @@ def test_ctrl_c_finishes_what_the_workers_are_grading(tmp_path):
 
 
 def real_class(root):
-    """Chapter 1: solved, wrong, hostile (markup in its error), a fatal cell, malformed, missing."""
+    """Chapter 1: solved, hostile (wrong, markup in its error), a fatal cell, malformed, missing."""
     from autograder import notebook
     from autograder.questions import get_chapter
 
     chapter = get_chapter("descent")
     solved = notebook.solve(nbformat.read(REPO / chapter.notebook, as_version=4), "descent")
     first = chapter.questions[0].functions[0]
-    wrong = notebook.make_fixture(
-        "descent", {first: f"def {first}(*args, **kwargs):\n    return 0.0\n"}
-    )
     hostile = notebook.make_fixture(
         "descent",
         {first: f"def {first}(*args, **kwargs):\n    raise ValueError({tc.HOSTILE!r})\n"},
@@ -185,7 +184,7 @@ def real_class(root):
     fatal = nbformat.from_dict(json.loads(json.dumps(solved)))
     fatal.cells.append(nbformat.v4.new_code_cell("import os\nos._exit(0)"))
     sub = root / "submissions"
-    for student, nb in [("solved", solved), ("wrong", wrong), ("hostile", hostile)]:
+    for student, nb in [("solved", solved), ("hostile", hostile)]:
         (sub / student).mkdir(parents=True)
         nbformat.write(nb, sub / student / "ch01_descent.ipynb")
     (sub / "fatal").mkdir()
@@ -210,7 +209,8 @@ def test_cluster_grades_chapter_one_as_the_threads_do(tmp_path, capsys):
     grades = {r["student"]: r for r in tc.read_csv(tmp_path / "dask" / "grades.csv")}
     assert grades == {r["student"]: r for r in tc.read_csv(tmp_path / "threads" / "grades.csv")}
     assert float(grades["solved"]["total"]) == float(grades["fatal"]["total"]) == chapter.points
-    assert float(grades["wrong"]["total"]) == float(grades["hostile"]["total"]) < chapter.points
+    lost = [c for c in list(grades["solved"])[1:] if grades["hostile"][c] != grades["solved"][c]]
+    assert lost == [f"descent.{chapter.questions[0].id}", "total"]
     for student in ["malformed", "missing"]:
         assert float(grades[student]["total"]) == 0
     html = (tmp_path / "dask" / "hostile" / "feedback.html").read_text()
