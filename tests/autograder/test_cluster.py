@@ -215,3 +215,14 @@ def test_cluster_grades_chapter_one_as_the_threads_do(tmp_path, capsys):
         assert float(grades[student]["total"]) == 0
     html = (tmp_path / "dask" / "hostile" / "feedback.html").read_text()
     assert tc.HOSTILE not in html
+
+
+def test_dask_is_imported_only_with_cluster():
+    """Does a plain command line (and the threaded executor) leave Dask unimported?"""
+    code = (
+        "import sys\nfrom autograder import cli, executors\ncli.build_parser()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
