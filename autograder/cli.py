@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from autograder import gradebook as gb
-from autograder import reports, scan, spec
+from autograder import release, reports, scan, spec
 from autograder.runner import QuestionResult, Report
 
 # A student id is a folder name: no path separators, no leading dot, nothing a shell, a CSV
@@ -652,10 +652,12 @@ def build_parser():
         help="grade again submissions already graded with the same content",
     )
     grading_options(p)
+    release.add_parser(sub)
     return parser
 
 
 COMMANDS = {"list": cmd_list, "solve": cmd_solve, "check": cmd_check, "grade": cmd_grade}
+COMMANDS["release"] = release.main
 
 
 def main(argv=None, *, limit_memory=False):

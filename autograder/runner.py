@@ -17,7 +17,6 @@ from pathlib import Path
 
 from autograder import spec, wire
 from autograder.compare import builtin_exception, excerpt
-from autograder.questions import get_chapter
 
 KERNEL_DIR = Path(__file__).parent / "kernel"
 MESSAGE_CHARS = 160  # of a student's own text shown in a public case's message
@@ -202,11 +201,43 @@ def _student_error_message(err, public=True, functions=()):
     return f"`{name}` raised {kind}: {excerpt(m, MESSAGE_CHARS)}".strip().removesuffix(":")
 
 
-def grade_question(question, student, reference, seed, hidden=True):
-    """Run one question's cases; all must pass for the points (first problem ends it)."""
+def _run_case(question, case, index, trial, seed):
+    """Run one case: None when it passes, else (outcome, message)."""
+    label = case.name if case.public else f"hidden case {case.name}"
+    try:
+        case.fn(trial, question.rng_for(seed, index))
+    except AssertionError as exc:
+        return spec.FAILED, f"{label}: {exc}"
+    except spec.StudentError as err:
+        outcome = spec.FAILED if err.info.get("type") in RULES else spec.ERROR
+        return outcome, f"{label}: {_student_error_message(err, case.public, question.functions)}"
+    except spec.StudentTimeout as exc:
+        return spec.TIMEOUT, f"{label}: {exc}"
+    except spec.KernelDied as exc:
+        return exc.outcome, f"{label}: {exc}"
+    except wire.WireError as exc:
+        why = excerpt(exc, MESSAGE_CHARS) if case.public else "not plain data"
+        return spec.FAILED, f"{label}: the result cannot be graded: {why}"
+    except Exception as exc:  # noqa: BLE001 -- e.g. indexing a result of the wrong type
+        last = traceback.format_exception_only(exc)[-1].strip()
+        why = excerpt(last, MESSAGE_CHARS) if case.public else type(exc).__name__
+        return spec.FAILED, f"{label}: the result could not be checked ({why})"
+    return None
 
-    def result(outcome, message="", n=0):
-        score = question.points if outcome == spec.PASSED else 0
+
+# After one of these a partial question runs no further case: the kernel is gone or stuck, and
+# each further case would only spend its time limit again.
+_FATAL = (spec.TIMEOUT, spec.CRASHED, spec.OUT_OF_MEMORY)
+
+
+def grade_question(question, student, reference, seed, hidden=True):
+    """Run one question's cases. All-or-nothing by default: every case must pass for the points
+    (the first problem ends it). A ``partial`` question runs every case and scores the passing
+    cases' shares; its outcome is ``passed`` only when all pass, else the first problem's."""
+
+    def result(outcome, message="", n=0, score=None):
+        if score is None:
+            score = question.points if outcome == spec.PASSED else 0
         return QuestionResult(
             question.id,
             question.title or question.id,
@@ -225,32 +256,32 @@ def grade_question(question, student, reference, seed, hidden=True):
         if not student.defined(name):
             return result(spec.ERROR, student.missing_reason(name))
     trial = spec.Trial(student, reference, question.timeout, question.forbidden)
-    n = 0
-    for index, case in enumerate(question.cases):
-        if not (hidden or case.public):
-            continue
+    selected = [(i, c) for i, c in enumerate(question.cases) if hidden or c.public]
+    if not question.partial:
+        for n, (index, case) in enumerate(selected, 1):
+            problem = _run_case(question, case, index, trial, seed)
+            if problem is not None:
+                return result(*problem, n)
+        return result(spec.PASSED, "", len(selected))
+    shares = question.case_points()
+    run_weight = sum(shares[i] for i, _ in selected)
+    passed_weight, passed, first, n = 0.0, 0, None, 0
+    for index, case in selected:
         n += 1
-        label = case.name if case.public else f"hidden case {case.name}"
-        try:
-            case.fn(trial, question.rng_for(seed, index))
-        except AssertionError as exc:
-            return result(spec.FAILED, f"{label}: {exc}", n)
-        except spec.StudentError as err:
-            outcome = spec.FAILED if err.info.get("type") in RULES else spec.ERROR
-            why = _student_error_message(err, case.public, question.functions)
-            return result(outcome, f"{label}: {why}", n)
-        except spec.StudentTimeout as exc:
-            return result(spec.TIMEOUT, f"{label}: {exc}", n)
-        except spec.KernelDied as exc:
-            return result(exc.outcome, f"{label}: {exc}", n)
-        except wire.WireError as exc:
-            why = excerpt(exc, MESSAGE_CHARS) if case.public else "not plain data"
-            return result(spec.FAILED, f"{label}: the result cannot be graded: {why}", n)
-        except Exception as exc:  # noqa: BLE001 -- e.g. indexing a result of the wrong type
-            last = traceback.format_exception_only(exc)[-1].strip()
-            why = excerpt(last, MESSAGE_CHARS) if case.public else type(exc).__name__
-            return result(spec.FAILED, f"{label}: the result could not be checked ({why})", n)
-    return result(spec.PASSED, "", n)
+        problem = _run_case(question, case, index, trial, seed)
+        if problem is None:
+            passed_weight += shares[index]
+            passed += 1
+            continue
+        first = first or problem
+        if problem[0] in _FATAL:
+            break
+    if first is None:
+        return result(spec.PASSED, "", n)
+    # check() runs only the public cases: its score is their fraction of the question's points.
+    score = question.points * passed_weight / run_weight if run_weight > 0 else 0.0
+    message = f"{passed} of {len(selected)} cases passed; {first[1]}"
+    return result(first[0], message, n, score=round(score, 6))
 
 
 def reference_target(chapter):
@@ -259,6 +290,9 @@ def reference_target(chapter):
 
 
 def _chapter(chapter):
+    # Imported here: the student release ships this module without autograder.questions.
+    from autograder.questions import get_chapter
+
     return get_chapter(chapter) if isinstance(chapter, str) else chapter
 
 

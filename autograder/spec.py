@@ -114,6 +114,7 @@ class Case:
     name: str
     fn: object
     public: bool
+    points: float | None = None  # its share of a partial question's points (None: equal shares)
 
 
 @dataclass
@@ -129,16 +130,35 @@ class Question:
     # for a gradient asked for by hand, "torch.optim.adam" for an Adam to be written): a call
     # into one, or into a submodule, fails the question with a message naming the call.
     forbidden: tuple = ()
+    # Partial credit: with ``partial=True`` every case runs and passes or fails on its own, and
+    # the question scores the passing cases' shares of ``points`` (see :meth:`case_points`).
+    # The default is all-or-nothing: every case must pass, the first problem ends the question.
+    partial: bool = False
     cases: list = field(default_factory=list)
 
-    def case(self, public=False, name=None):
-        """Decorator adding a case; hidden (grader-only) unless ``public``."""
+    def case(self, public=False, name=None, points=None):
+        """Decorator adding a case; hidden (grader-only) unless ``public``. ``points`` is the
+        case's share of a partial question's points (the unassigned rest is split equally)."""
+        if points is not None and not self.partial:
+            raise ValueError(f"question {self.id!r}: per-case points need partial=True")
 
         def add(fn):
-            self.cases.append(Case(name or fn.__name__, fn, public))
+            self.cases.append(Case(name or fn.__name__, fn, public, points))
             return fn
 
         return add
+
+    def case_points(self):
+        """Each case's share of ``points``: its own ``points=``, or an equal part of what the
+        cases with their own points leave."""
+        fixed = sum(c.points for c in self.cases if c.points is not None)
+        free = [c for c in self.cases if c.points is None]
+        if fixed > self.points + 1e-9 or (not free and abs(fixed - self.points) > 1e-9):
+            raise ValueError(
+                f"question {self.id!r}: case points add up to {fixed:g}, not {self.points:g}"
+            )
+        share = (self.points - fixed) / len(free) if free else 0.0
+        return [c.points if c.points is not None else share for c in self.cases]
 
     def seed_for(self, run_seed, index):
         """Seed of case ``index``'s inputs: public cases ignore ``run_seed`` (they are the
