@@ -183,7 +183,7 @@ def clean_result(result):
         clean_text(getattr(result, "id", ""), 100) or "?",
         clean_text(getattr(result, "title", ""), MAX_TEXT),
         points,
-        score if outcome == spec.PASSED else 0.0,
+        0.0 if outcome == spec.NOT_RUN_GPU else score,  # partial credit keeps a failed one's
         outcome,
         clean_text(getattr(result, "message", ""), MAX_MESSAGE),
         clean_text(getattr(result, "hint", ""), MAX_MESSAGE),
