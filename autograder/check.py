@@ -30,12 +30,13 @@ class CheckReport:
         lines = [f"Public checks for chapter '{self.report.chapter}' (hidden cases run at grading)"]
         for r, detail, hint in self._rows():
             mark = SYMBOLS.get(r.outcome, "✘")
-            lines.append(f"{mark} {r.id:<28} {r.points:>4g} pts  {r.outcome}")
+            pts = f"{r.score:g}/{r.points:g}" if 0 < r.score < r.points else f"{r.points:g}"
+            lines.append(f"{mark} {r.id:<28} {pts:>4} pts  {r.outcome}")
             if detail:
                 lines.append(f"      {detail}")
             if hint:
                 lines.append(f"      hint: {hint}")
-        passed = sum(r.points for r in self.report.results if r.outcome == spec.PASSED)
+        passed = sum(r.score for r in self.report.results)  # partial credit included
         lines.append(f"{passed:g} / {self.report.possible():g} points on the public checks")
         return "\n".join(lines)
 
@@ -54,7 +55,7 @@ class CheckReport:
                 f"<td style='text-align:left;color:{color};font-weight:bold'>"
                 f"{html.escape(r.outcome)}</td><td {LEFT}>{extra}</td></tr>"
             )
-        passed = sum(r.points for r in self.report.results if r.outcome == spec.PASSED)
+        passed = sum(r.score for r in self.report.results)  # partial credit included
         return (
             f"<p><b>Public checks, chapter '{html.escape(self.report.chapter)}'</b> "
             f"(hidden cases run at grading): {passed:g} / {self.report.possible():g} points</p>"
