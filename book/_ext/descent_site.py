@@ -143,14 +143,27 @@ def author_year_styles():
 
     class AuthorYearLabels(BaseLabelStyle):
         def format_labels(self, sorted_entries):
-            for entry in sorted_entries:
-                people = entry.persons.get("author") or entry.persons.get("editor") or []
-                names = [surname(p) for p in people]
-                if len(names) > 2:
-                    who = f"{names[0]} et al."
-                else:
-                    who = " and ".join(names) or entry.key
-                yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+            labels = [self.label(entry) for entry in sorted_entries]
+            # Two works of one label ("Li et al., 2018" twice) become 2018a and 2018b.
+            seen = {}
+            for label in labels:
+                seen[label] = seen.get(label, 0) + 1
+            count = {}
+            for label in labels:
+                if seen[label] == 1:
+                    yield label
+                    continue
+                count[label] = count.get(label, 0) + 1
+                yield label + "abcdefghijklmnopqrstuvwxyz"[count[label] - 1]
+
+        def label(self, entry):
+            people = entry.persons.get("author") or entry.persons.get("editor") or []
+            names = [surname(p) for p in people]
+            if len(names) > 2:
+                who = f"{names[0]} et al."
+            else:
+                who = " and ".join(names) or entry.key
+            return f"{who}, {entry.fields.get('year', 'n.d.')}"
 
     class AuthorYearStyle(UnsrtStyle):
         default_label_style = "descent_author_year"
