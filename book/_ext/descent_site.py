@@ -71,9 +71,8 @@ def is_demo(cell):
 
 def solved_run(app, module, nb, folder):
     """The reference-solved notebook, executed (cached by the notebook's and reference's text)."""
-    from nbclient import NotebookClient
-
     from autograder.notebook import repo_path, solve
+    from nbclient import NotebookClient
 
     reference = repo_path(f"solutions/{module}.py")
     key = hashlib.sha256()
