@@ -209,3 +209,76 @@ def test_fit_minimizes_the_one_step_loss():
     loss = ((torch.stack(steps) - Yt[1:]) ** 2).mean()
     (g,) = torch.autograd.grad(loss, A)
     assert g.abs().max() < 1e-8
+
+
+def train_pinn(seed, D=0.01, r=1.0, length=1.0, t_end=2.0):
+    """The issue's calibrated PINN (the page trains seed 0 of it): tanh 2-3x32-1 with inputs
+    scaled to [-1, 1], 1,000 collocation, 200 initial, 100 per wall, 20 noisy sensors, Adam
+    1e-3 x 1,000 then L-BFGS; returns the relative L2 error against the FD reference."""
+    torch.manual_seed(seed)
+    g = np.random.default_rng(seed)
+    xg, tg = np.linspace(0, length, 201), np.linspace(0, t_end, 41)
+    initial = lambda xs: 1 / (1 + np.exp((xs - 0.2) / 0.05))  # noqa: E731
+    ref = fisher_kpp_fd(initial(xg), D, r, length, tg)
+    scale = torch.tensor([2 / length, 2 / t_end])
+    body = torch.nn.Sequential(
+        torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
+        torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1),
+    )  # fmt: skip
+
+    def model(xt):
+        return body(xt * scale - 1)
+
+    def col(a):
+        return torch.tensor(np.asarray(a), dtype=torch.float32).reshape(-1, 1)
+
+    xc, tc = col(g.uniform(0, length, 1000)), col(g.uniform(0, t_end, 1000))
+    xi, tb = col(g.uniform(0, length, 200)), col(g.uniform(0, t_end, 100))
+    j, k = g.integers(0, 201, 20), g.integers(0, 41, 20)
+    us = col(ref[k, j] + 0.01 * g.normal(size=20))
+    ui, xs, ts = col(initial(xi.numpy())), col(xg[j]), col(tg[k])
+
+    def loss_fn():
+        loss = (pinn_residual(model, xc, tc, D, r) ** 2).mean()
+        loss = loss + ((model(torch.cat([xi, torch.zeros_like(xi)], 1)) - ui) ** 2).mean()
+        for wall in (0.0, length):
+            xb = torch.full_like(tb, wall).requires_grad_(True)
+            (u_x,) = torch.autograd.grad(model(torch.cat([xb, tb], 1)).sum(), xb, create_graph=True)
+            loss = loss + (u_x**2).mean()
+        return loss + ((model(torch.cat([xs, ts], 1)) - us) ** 2).mean()
+
+    adam = torch.optim.Adam(body.parameters(), lr=1e-3)
+    for _ in range(1000):
+        adam.zero_grad()
+        loss_fn().backward()
+        adam.step()
+    lbfgs = torch.optim.LBFGS(
+        body.parameters(), max_iter=300, line_search_fn="strong_wolfe", history_size=50
+    )
+
+    def closure():
+        lbfgs.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    lbfgs.step(closure)
+    XX, TT = np.meshgrid(xg, tg)
+    with torch.no_grad():
+        pred = model(torch.tensor(np.stack([XX.ravel(), TT.ravel()], 1), dtype=torch.float32))
+    return np.linalg.norm(pred.numpy().reshape(ref.shape) - ref) / np.linalg.norm(ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pinn_trained_on_the_residual_matches_the_fd_reference(seed):
+    """Does a network trained on pinn_residual (plus initial, wall and sensor terms) land within
+    2% relative L2 of the method-of-lines solution, for each of three seeds? The residual's
+    derivatives must be right and differentiable in the parameters for this to train at all
+    (measured 6.5e-3 to 9.6e-3)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert train_pinn(seed) < 2e-2
+    finally:
+        torch.set_num_threads(threads)
