@@ -26,32 +26,28 @@ def ackley(x):
     return -20.0 * np.exp(-0.2 * r) - np.exp(c) + 20.0 + np.e
 
 
-def _bounds(bounds):
-    b = np.asarray(bounds, dtype=np.float64)
-    if b.ndim != 2 or b.shape[1] != 2 or not np.all(b[:, 0] < b[:, 1]):
-        raise ValueError(f"bounds must be (d, 2) with lo < hi; got {b.shape}")
-    return b[:, 0], b[:, 1]
-
-
-def _call(f, X):
-    y = np.asarray(f(X), dtype=np.float64)
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"f must map (m, d) to (m,); got {y.shape} for {X.shape}")
-    return y
-
-
 def differential_evolution(f, bounds, pop_size, F, CR, num_generations, seed, target=None):
     """DE/rand/1/bin with synchronous replacement on ``<=``; see the module docstring.
 
     Exercise 11.2 in book/ch11_metaheuristics/exercises.ipynb.
     """
-    lo, hi = _bounds(bounds)
+    b = np.asarray(bounds, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 2 or not np.all(b[:, 0] < b[:, 1]):
+        raise ValueError(f"bounds must be (d, 2) with lo < hi; got {b.shape}")
+    lo, hi = b[:, 0], b[:, 1]
+
+    def evaluate(X):  # f on (m, d) rows, checked to return (m,) values
+        y = np.asarray(f(X), dtype=np.float64)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"f must map (m, d) to (m,); got {y.shape} for {X.shape}")
+        return y
+
     d = lo.size
     if pop_size < 4:
         raise ValueError("DE/rand/1 needs pop_size >= 4")
     rng = np.random.default_rng(seed)
     X = lo + rng.random((pop_size, d)) * (hi - lo)
-    fx = _call(f, X)
+    fx = evaluate(X)
     n = pop_size
     for _ in range(num_generations):
         if target is not None and fx.min() <= target:
@@ -66,7 +62,7 @@ def differential_evolution(f, bounds, pop_size, F, CR, num_generations, seed, ta
         j_rand = rng.integers(d, size=pop_size)
         cross[np.arange(pop_size), j_rand] = True
         U = np.clip(np.where(cross, V, X), lo, hi)
-        fu = _call(f, U)
+        fu = evaluate(U)
         n += pop_size
         keep = fu <= fx
         X[keep] = U[keep]
@@ -80,12 +76,22 @@ def particle_swarm(f, bounds, num_particles, num_iters, w, c1, c2, seed, target=
 
     Exercise 11.3 in book/ch11_metaheuristics/exercises.ipynb.
     """
-    lo, hi = _bounds(bounds)
+    b = np.asarray(bounds, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 2 or not np.all(b[:, 0] < b[:, 1]):
+        raise ValueError(f"bounds must be (d, 2) with lo < hi; got {b.shape}")
+    lo, hi = b[:, 0], b[:, 1]
+
+    def evaluate(X):  # f on (m, d) rows, checked to return (m,) values
+        y = np.asarray(f(X), dtype=np.float64)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"f must map (m, d) to (m,); got {y.shape} for {X.shape}")
+        return y
+
     d = lo.size
     rng = np.random.default_rng(seed)
     X = lo + rng.random((num_particles, d)) * (hi - lo)
     V = (2.0 * rng.random((num_particles, d)) - 1.0) * (hi - lo)
-    fx = _call(f, X)
+    fx = evaluate(X)
     n = num_particles
     P, fp = X.copy(), fx.copy()
     for _ in range(num_iters):
@@ -96,7 +102,7 @@ def particle_swarm(f, bounds, num_particles, num_iters, w, c1, c2, seed, target=
         r2 = rng.random((num_particles, d))
         V = w * V + c1 * r1 * (P - X) + c2 * r2 * (g - X)
         X = np.clip(X + V, lo, hi)
-        fx = _call(f, X)
+        fx = evaluate(X)
         n += num_particles
         better = fx <= fp
         P[better] = X[better]
@@ -110,16 +116,23 @@ def simulated_annealing(f, x0, step_size, T0, cooling, num_steps, seed, target=N
 
     Exercise 11.4 in book/ch11_metaheuristics/exercises.ipynb.
     """
+
+    def evaluate(X):  # f on (m, d) rows, checked to return (m,) values
+        y = np.asarray(f(X), dtype=np.float64)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"f must map (m, d) to (m,); got {y.shape} for {X.shape}")
+        return y
+
     rng = np.random.default_rng(seed)
     x = np.array(x0, dtype=np.float64).reshape(-1)
-    fcur = float(_call(f, x[None])[0])
+    fcur = float(evaluate(x[None])[0])
     n = 1
     best_x, best_f = x.copy(), fcur
     for k in range(num_steps):
         if target is not None and best_f <= target:
             break
         y = x + step_size * rng.standard_normal(x.size)
-        fy = float(_call(f, y[None])[0])
+        fy = float(evaluate(y[None])[0])
         n += 1
         delta = fy - fcur
         T = T0 * cooling**k
