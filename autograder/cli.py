@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from autograder import gradebook as gb
-from autograder import release, reports, scan, spec
+from autograder import release, reports, scan, similarity, spec
 from autograder.runner import QuestionResult, Report
 
 # A student id is a folder name: no path separators, no leading dot, nothing a shell, a CSV
@@ -653,11 +653,13 @@ def build_parser():
     )
     grading_options(p)
     release.add_parser(sub)
+    similarity.add_parser(sub)
     return parser
 
 
 COMMANDS = {"list": cmd_list, "solve": cmd_solve, "check": cmd_check, "grade": cmd_grade}
 COMMANDS["release"] = release.main
+COMMANDS["similarity"] = similarity.main
 
 
 def main(argv=None, *, limit_memory=False):
