@@ -11,6 +11,7 @@ seed); those stay in the gradebook and the instructor's summary.
 import html
 import json
 import platform
+import re
 
 from autograder import gradebook as gb
 from autograder import spec
@@ -112,6 +113,19 @@ def test_name(record, result):
 def counted(record, result):
     """Whether ``result`` counts towards ``possible`` (decided when it was graded)."""
     return result.id not in record.uncounted
+
+
+# The runner's message for a partial question that lost cases (runner.grade_question).
+PARTIAL_CASES = re.compile(r"(\d+) of (\d+) cases passed; ")
+
+
+def cases_passed(result):
+    """(passed, run) for a partial question that did not pass every case, else None."""
+    found = PARTIAL_CASES.match(str(result.message or ""))
+    if found is None or result.outcome == spec.PASSED:
+        return None
+    passed, run = int(found[1]), int(found[2])
+    return (passed, run) if passed < run else None
 
 
 def outcome_text(result):
@@ -296,9 +310,13 @@ def _chapter_html(rec):
             detail += f"<pre>{_e(r.message)}</pre>"
         if r.hint and r.outcome not in (spec.PASSED, spec.NOT_RUN_GPU):
             detail += f"<div class='hint'>hint: {_e(r.hint)}</div>"
+        points = f"{r.score:g} / {r.points:g}"
+        cases = cases_passed(r)
+        if cases:  # partial credit: "2 of 3 cases, 1.33 / 2 points"
+            points = f"{cases[0]} of {cases[1]} cases, {r.score:.3g} / {r.points:g} points"
         rows.append(
             f"<tr><td>{_e(r.title or r.id)}<br><code>{_e(r.id)}</code></td>"
-            f"<td class='num'>{r.score:g} / {r.points:g}</td>"
+            f"<td class='num'>{_e(points)}</td>"
             f"<td style='color:{color};font-weight:bold'>{_e(r.outcome)}{_e(note)}</td>"
             f"<td>{detail}</td></tr>"
         )
