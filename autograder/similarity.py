@@ -67,6 +67,7 @@ class Match:
     overlap: int  # characters of tokenized code the two have in common
     excerpt_a: str = ""  # escaped HTML, shared code marked
     excerpt_b: str = ""
+    with_reference: bool = False  # student_b is the reference solution, not a student
 
 
 @dataclass
@@ -296,6 +297,7 @@ def compare_chapter(chapter, notebooks, threshold, outcome, stderr):
                 overlap,
                 excerpt(a.text, slices[0]),
                 excerpt(b.text, slices[1]),
+                with_reference=b is reference,
             )
         )
     print(
@@ -320,6 +322,11 @@ def find_matches(source, chapters, threshold=DEFAULT_THRESHOLD, stderr=None):
         found = notebooks_in_results(source, chapters, warn)
     else:
         found = notebooks_in_submissions(source, chapters, warn)
+    if any(REFERENCE in students for students in found.values()):
+        warn(
+            f"a student is named {REFERENCE!r}: in the CSV, their pairs read as matches with "
+            "the reference solution (the HTML tells them apart)"
+        )
     for chapter in chapters:
         if chapter.id in found:
             compare_chapter(chapter, found[chapter.id], threshold, outcome, stderr)
@@ -368,8 +375,8 @@ def _pct(x):
 def html_text(outcome, threshold, source):
     e = html.escape
     number = {id(m): i for i, m in enumerate(outcome.matches, start=1)}
-    pairs = [m for m in outcome.matches if m.student_b != REFERENCE]
-    close = [m for m in outcome.matches if m.student_b == REFERENCE]
+    pairs = [m for m in outcome.matches if not m.with_reference]
+    close = [m for m in outcome.matches if m.with_reference]
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -420,7 +427,7 @@ def html_text(outcome, threshold, source):
         "between the two: the comparison ignores them.</p>"
     )
     for i, m in enumerate(outcome.matches, start=1):
-        b = "the reference" if m.student_b == REFERENCE else m.student_b
+        b = "the reference" if m.with_reference else m.student_b
         out += [
             f'<section id="m{i}"><h3>{i}. {e(m.chapter)}: {e(m.student_a)} and {e(b)}, '
             f"{_pct(m.similarity)}</h3>",
@@ -473,7 +480,7 @@ def main(args):
     except SimilarityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    pairs = sum(m.student_b != REFERENCE for m in outcome.matches)
+    pairs = sum(not m.with_reference for m in outcome.matches)
     print(
         f"{args.out}: {pairs} pairs of students and {len(outcome.matches) - pairs} matches with "
         f"the reference at or above {args.threshold:.0%}; "

@@ -7,6 +7,7 @@ the reference, erin and frank handed in untouched notebooks, gina's notebook is 
 
 import csv
 import io
+import json
 import sqlite3
 import subprocess
 import sys
@@ -393,6 +394,36 @@ def test_notebooks_of_any_shape_are_data():
     for bad in ([], {"cells": {}}, "x"):
         with pytest.raises(ValueError):
             similarity.exercise_code(bad)
+
+
+def test_a_student_named_reference_is_told_apart(tmp_path):
+    """Is a student called "reference" warned about, and kept a student in the HTML?"""
+    sub = tmp_path / "submissions"
+    for student in ("alice", "reference"):
+        (sub / student).mkdir(parents=True)
+        nbformat.write(filled(ALICE), sub / student / "ch01_descent.ipynb")
+    outcome, page, rows = run(sub, tmp_path / "r.html")
+    assert rows[1:] == [["descent", "alice", "reference", "1.000"]]
+    assert [m.with_reference for m in outcome.matches] == [False]
+    assert "a student is named &#x27;reference&#x27;" in page
+    assert "Students whose code is close to the reference (0)" in page
+
+
+def test_unreadable_notebooks_give_a_reason(tmp_path, monkeypatch):
+    """Are a too-large file, a symbolic link and deeply nested JSON refused with a reason?"""
+    nested = tmp_path / "nested.ipynb"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="not valid notebook JSON"):
+        similarity.read_notebook(nested)
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(nested)
+    with pytest.raises(ValueError, match="not a regular file"):
+        similarity.read_notebook(link)
+    monkeypatch.setattr(similarity, "MAX_NOTEBOOK_BYTES", 2**20)
+    big = tmp_path / "big.ipynb"
+    big.write_text(json.dumps({"cells": [], "padding": "x" * 2**20}))
+    with pytest.raises(ValueError, match="larger than 1 MiB"):
+        similarity.read_notebook(big)
 
 
 def test_a_results_folder_is_read_through_its_gradebook(klass, tmp_path):
