@@ -25,7 +25,15 @@ from autograder.runner import QuestionResult, Report
 PACKAGE = Path(__file__).resolve().parent
 SCHEMA_VERSION = "3"
 # Files that only format or store results: changing them must not force a re-grade.
-NOT_GRADING_CODE = {"__main__.py", "cli.py", "gradebook.py", "reports.py", "check.py"}
+NOT_GRADING_CODE = {
+    "__main__.py",
+    "cli.py",
+    "gradebook.py",
+    "reports.py",
+    "check.py",
+    "release.py",
+    "similarity.py",
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
